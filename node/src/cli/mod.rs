@@ -1,0 +1,231 @@
+//! The `stemma` command line: run a node, or talk to one.
+
+mod dev;
+mod objects;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Durability, NodeConfig};
+use crate::Node;
+
+const ABOUT: &str = "Stemma: a peer-to-peer replicated store for edge sites, with a data-lineage graph.";
+
+const EXAMPLES: &str = "\
+Getting started:
+  stemma dev                                  start a local node (data in ./stemma-dev)
+  stemma put report.csv demo/2024/report.csv  store a file
+  stemma get demo/2024/report.csv -o -        print it
+  stemma ls demo/2024/                        list keys under a prefix
+  stemma stat demo/2024/report.csv            show its size, id and chunks
+  stemma rm demo/2024/report.csv              delete it
+
+Client commands find the node in --node, then STEMMA_NODE, then ./stemma-dev/node.json.
+--node takes a connection string (stemma://…, from a node's node.json) or a node's data dir.
+
+Exit codes: 0 ok, 1 other failure, 2 usage or invalid name, 3 not found, 4 unauthorized,
+5 local file I/O, 6 node unreachable or connection lost, 7 corrupt data, 8 protocol or
+version mismatch.";
+
+/// Exit codes, one per kind of failure a script may want to tell apart.
+pub mod exit {
+    /// Anything else.
+    pub const FAILURE: u8 = 1;
+    /// Bad usage, invalid bucket or key, invalid config.
+    pub const USAGE: u8 = 2;
+    /// No such object.
+    pub const NOT_FOUND: u8 = 3;
+    /// The node refused the token.
+    pub const UNAUTHORIZED: u8 = 4;
+    /// Reading or writing a local file failed.
+    pub const IO: u8 = 5;
+    /// The node could not be reached, or the connection broke.
+    pub const UNREACHABLE: u8 = 6;
+    /// Data did not match its hash.
+    pub const CORRUPT: u8 = 7;
+    /// The node and this client do not understand each other.
+    pub const PROTOCOL: u8 = 8;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "stemma", version, about = ABOUT, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    output: Output,
+    /// The node to talk to: a connection string (stemma://HOST:PORT?pin=…&token=…)
+    /// or a node's data dir.
+    #[arg(long, global = true, env = "STEMMA_NODE", hide_env_values = true, value_name = "CONN")]
+    node: Option<String>,
+}
+
+/// How results are shown.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Output {
+    /// Print nothing but errors (no progress bars, no summaries).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Print results as JSON, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node (see `stemma node run --help`).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Start a ready-to-use local node with its data in ./stemma-dev, print how to
+    /// use it, and run until Ctrl-C.
+    Dev(dev::DevArgs),
+    /// Store a file (or standard input, `-`) as BUCKET/KEY.
+    Put(objects::PutArgs),
+    /// Fetch BUCKET/KEY into a file (`-o -` for standard output).
+    Get(objects::GetArgs),
+    /// List the keys of BUCKET, or those under BUCKET/PREFIX.
+    Ls(objects::LsArgs),
+    /// Show an object's size, id, chunks, content type and metadata.
+    Stat(objects::PathArg),
+    /// Delete BUCKET/KEY. Chunks no other object uses are freed.
+    Rm(objects::PathArg),
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Run a node in the foreground until SIGINT or SIGTERM.
+    ///
+    /// Settings come from --config (TOML), then STEMMA_* variables, then flags,
+    /// each overriding the one before. When the node is ready it writes
+    /// DATA_DIR/node.json with its id, addresses and connection string.
+    Run(RunArgs),
+}
+
+/// `stemma node run` settings; each overrides the config file.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where the store, identity, certificate and token live [default: ./stemma-data]
+    #[arg(long, env = "STEMMA_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// QUIC address for clients [default: 127.0.0.1:7400; use 0.0.0.0:7400 to serve
+    /// other machines, port 0 for any free port]
+    #[arg(long, env = "STEMMA_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// HTTP address for /health and /metrics [default: 127.0.0.1:7480]
+    #[arg(long, env = "STEMMA_HTTP", value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// A TOML config file (see docs/ARCHITECTURE.md for its fields)
+    #[arg(long, env = "STEMMA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Chunk size of new objects in bytes, 4096 ..= 1048576 [default: 1040384]
+    #[arg(long, env = "STEMMA_CHUNK_SIZE", value_name = "BYTES")]
+    chunk_size: Option<u64>,
+    /// When a write is acknowledged: after fsync (immediate) or within ~1 s (relaxed)
+    #[arg(long, env = "STEMMA_DURABILITY", value_enum)]
+    durability: Option<DurabilityArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    Immediate,
+    Relaxed,
+}
+
+impl RunArgs {
+    fn config(&self) -> anyhow::Result<NodeConfig> {
+        let mut config = match &self.config {
+            Some(path) => NodeConfig::from_file(path)?,
+            None => NodeConfig::default(),
+        };
+        if let Some(v) = &self.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = self.listen {
+            config.listen = v;
+        }
+        if let Some(v) = self.http {
+            config.http = v;
+        }
+        if let Some(v) = self.chunk_size {
+            config.chunk_size = v;
+        }
+        if let Some(v) = self.durability {
+            config.durability = match v {
+                DurabilityArg::Immediate => Durability::Immediate,
+                DurabilityArg::Relaxed => Durability::Relaxed,
+            };
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Runs the `stemma` command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serves = matches!(cli.command, Command::Node(_) | Command::Dev(_));
+    init_logging(if serves { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Node(NodeCommand::Run(args)) => run_node(&args).await,
+            Command::Dev(args) => dev::run(&args, cli.output).await,
+            Command::Put(args) => objects::put(cli.node, cli.output, args).await,
+            Command::Get(args) => objects::get(cli.node, cli.output, args).await,
+            Command::Ls(args) => objects::ls(cli.node, cli.output, args).await,
+            Command::Stat(args) => objects::stat(cli.node, cli.output, args).await,
+            Command::Rm(args) => objects::rm(cli.node, cli.output, args).await,
+        }
+    });
+    // Don't wait for blocking reads of stdin that will never finish.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ExitCode::from(code)
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STEMMA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run_node(args: &RunArgs) -> u8 {
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return exit::USAGE;
+        }
+    };
+    let node = match Node::start(config).await {
+        Ok(node) => node,
+        Err(e) => {
+            eprintln!("error: the node could not start: {e:#}");
+            return exit::FAILURE;
+        }
+    };
+    wait_for_signal().await;
+    node.shutdown().await;
+    0
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

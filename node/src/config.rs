@@ -1,0 +1,142 @@
+//! Node configuration: a TOML file, overridden by `STEMMA_*` variables, overridden
+//! by flags. Defaults work on one machine.
+//!
+//! ```toml
+//! data_dir = "/var/lib/stemma"
+//! listen = "0.0.0.0:7400"      # QUIC, for clients
+//! http = "127.0.0.1:7480"      # health, metrics
+//! chunk_size = 1040384         # bytes, 4 KiB ..= 1 MiB
+//! durability = "immediate"     # or "relaxed"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use stemma_protocol::ChunkSize;
+
+pub use crate::store::Durability;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Where the store, identity, certificate, token and `node.json` live.
+    pub data_dir: PathBuf,
+    /// UDP address of the QUIC client endpoint. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// TCP address of the HTTP endpoint (`/health`, `/metrics`). Port 0 picks one.
+    pub http: SocketAddr,
+    /// Chunk size for new objects, in bytes.
+    pub chunk_size: u64,
+    /// When an acknowledged write is on disk.
+    pub durability: Durability,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("stemma-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            http: SocketAddr::from(([127, 0, 0, 1], 7480)),
+            chunk_size: ChunkSize::DEFAULT.bytes() as u64,
+            durability: Durability::Immediate,
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a node config.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, naming the field.
+        message: String,
+    },
+    /// A field has a value out of range.
+    #[error("invalid config: {field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl NodeConfig {
+    /// Reads a TOML file; fields it omits keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// The chunk size, checked.
+    pub fn chunk_size(&self) -> Result<ChunkSize, ConfigError> {
+        ChunkSize::new(self.chunk_size).map_err(|e| ConfigError::Invalid {
+            field: "chunk_size",
+            message: e.to_string(),
+        })
+    }
+
+    /// Rejects combinations that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.chunk_size()?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "data_dir",
+                message: "must not be empty".into(),
+            });
+        }
+        if self.listen.port() != 0 && self.listen == self.http {
+            return Err(ConfigError::Invalid {
+                field: "http",
+                message: "must differ from listen".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_file_keeps_defaults() {
+        let c: NodeConfig = toml::from_str("durability = \"relaxed\"").unwrap();
+        assert_eq!(c.durability, Durability::Relaxed);
+        assert_eq!(c.listen, NodeConfig::default().listen);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_named() {
+        let e = toml::from_str::<NodeConfig>("chunksize = 5").unwrap_err();
+        assert!(e.to_string().contains("chunksize"), "{e}");
+        let e = toml::from_str::<NodeConfig>("durability = \"sometimes\"").unwrap_err();
+        assert!(e.to_string().contains("durability") || e.to_string().contains("sometimes"), "{e}");
+        let c = NodeConfig {
+            chunk_size: 10,
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("chunk_size"));
+    }
+}

@@ -1,0 +1,15 @@
+//! The Stemma node: a store of content-addressed objects served over QUIC, with
+//! health and metrics over HTTP. [`Node::start`] runs one in the current tokio
+//! runtime; the `stemma` binary wraps it (`stemma node run`, `stemma dev`).
+
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod metrics;
+mod http;
+mod node;
+mod server;
+pub mod store;
+
+pub use config::NodeConfig;
+pub use node::{Node, NodeInfo, NODE_FILE};

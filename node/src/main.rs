@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    stemma_node::cli::main()
+}

@@ -1,0 +1,166 @@
+//! Starting and stopping a node: identity, store, QUIC and HTTP endpoints, and
+//! `node.json`, the file that tells scripts the node is ready and how to reach it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use stemma_client::ConnectionString;
+use stemma_protocol::wire::close_code;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::config::NodeConfig;
+use crate::identity::{write_secret, Identity};
+use crate::metrics::Metrics;
+use crate::server::{self, Shared, MAX_IN_FLIGHT};
+use crate::store::Store;
+
+/// The file a ready node writes in its data dir (mode 0600: it holds the token).
+pub const NODE_FILE: &str = "node.json";
+
+/// How long shutdown waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `node.json` says: who the node is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node id (libp2p PeerId of its ed25519 key).
+    pub node_id: String,
+    /// The QUIC client endpoint.
+    pub client_addr: SocketAddr,
+    /// The HTTP endpoint.
+    pub http_addr: SocketAddr,
+    /// What `--node` and `STEMMA_NODE` take.
+    pub connection: String,
+    /// The node's data dir.
+    pub data_dir: PathBuf,
+    /// The node's process id.
+    pub pid: u32,
+    /// The software version.
+    pub version: String,
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    info: NodeInfo,
+    shared: Arc<Shared>,
+    endpoint: quinn::Endpoint,
+    accept: JoinHandle<()>,
+    http: JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts a node in the current tokio runtime. When this returns, the node
+    /// serves requests and `node.json` is written.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        config.validate()?;
+        let data_dir = config.data_dir.clone();
+        let identity = Identity::load_or_create(&data_dir)?;
+        let node_file = data_dir.join(NODE_FILE);
+        let _ = std::fs::remove_file(&node_file);
+        let store_dir = data_dir.clone();
+        let durability = config.durability;
+        let (store, writer) =
+            tokio::task::spawn_blocking(move || Store::open(&store_dir, durability)).await??;
+        let endpoint = server::endpoint(&identity, config.listen)?;
+        let http_listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .with_context(|| format!("cannot listen on {} (HTTP)", config.http))?;
+        let client_addr = reachable(endpoint.local_addr()?);
+        let http_addr = reachable(http_listener.local_addr()?);
+        let node_id = identity.node_id().to_string();
+        let (stopping, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            store,
+            writer,
+            metrics: Arc::new(Metrics::default()),
+            token_hash: blake3::hash(identity.token.as_bytes()),
+            node_id: node_id.clone(),
+            chunk_size: config.chunk_size()?,
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize)),
+            stopping,
+        });
+        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
+        let mut http_stop = shared.stopping.subscribe();
+        let router = crate::http::router(shared.clone());
+        let http = tokio::spawn(async move {
+            let serve = axum::serve(http_listener, router).with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP endpoint failed");
+            }
+        });
+        let connection = ConnectionString {
+            address: client_addr.to_string(),
+            pin: stemma_client::tls::certificate_pin(&identity.cert_der),
+            token: identity.token.clone(),
+        };
+        let info = NodeInfo {
+            node_id,
+            client_addr,
+            http_addr,
+            connection: connection.to_string(),
+            data_dir: data_dir.clone(),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        write_secret(&node_file, serde_json::to_string_pretty(&info)?.as_bytes())?;
+        tracing::info!(node_id = %info.node_id, client = %client_addr, http = %http_addr, "node ready");
+        Ok(Node {
+            info,
+            shared,
+            endpoint,
+            accept,
+            http,
+        })
+    }
+
+    /// Who the node is and how to reach it (what `node.json` holds).
+    pub fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    /// Stops gracefully: refuses new requests, lets those in flight finish (an
+    /// upload that does not finish in time is dropped, never half-stored), closes
+    /// connections, flushes the store and removes `node.json`.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        let _ = std::fs::remove_file(self.info.data_dir.join(NODE_FILE));
+        self.shared.stopping.send_replace(true);
+        let drained = tokio::time::timeout(
+            DRAIN_TIMEOUT,
+            self.shared.in_flight.acquire_many(MAX_IN_FLIGHT),
+        )
+        .await;
+        if drained.is_err() {
+            tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; dropping them");
+        }
+        self.endpoint
+            .close(close_code::SHUTTING_DOWN.into(), b"shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.endpoint.wait_idle()).await;
+        let _ = self.accept.await;
+        let _ = self.http.await;
+        self.shared.writer.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// The address to tell clients: a wildcard listen address is reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let ip = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(ip, addr.port())
+    } else {
+        addr
+    }
+}

@@ -1,0 +1,531 @@
+//! The QUIC client endpoint: TLS with the node's certificate, the token
+//! handshake, then one request per bidirectional stream (see
+//! `stemma_protocol::wire`).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use stemma_client::transport::{self, read_frame, write_frame, StreamError};
+use stemma_protocol::wire::{
+    self, close_code, GetFrame, Hello, HelloReply, ListEntry, ObjectInfo, PutFrame, Request,
+    Response, WireError, MAX_LIST_PAGE, PROTOCOL_VERSION,
+};
+use stemma_protocol::{
+    BucketName, ChunkId, ChunkSize, Chunker, ManifestBuilder, NameError, ObjectKey,
+};
+use tokio::sync::{oneshot, watch, Semaphore};
+use tracing::Instrument;
+
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::store::{PinGuard, Resolved, Store, StoreError, Writer};
+
+/// How long a new connection has to present its token.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Chunk writes one upload keeps queued before waiting for the oldest.
+const UPLOAD_WRITES_IN_FLIGHT: usize = 8;
+/// Chunks a download reads ahead of the network.
+const DOWNLOAD_READ_AHEAD: usize = 4;
+/// Requests at most in flight at once (a permit each); shutdown takes them all.
+pub(crate) const MAX_IN_FLIGHT: u32 = 1 << 16;
+
+/// What every connection handler shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub store: Store,
+    pub writer: Writer,
+    pub metrics: Arc<Metrics>,
+    pub token_hash: blake3::Hash,
+    pub node_id: String,
+    pub chunk_size: ChunkSize,
+    /// One permit per request in flight.
+    pub in_flight: Arc<Semaphore>,
+    /// Turns true when the node stops accepting requests.
+    pub stopping: watch::Sender<bool>,
+}
+
+/// The node's QUIC endpoint, bound to `listen`.
+pub(crate) fn endpoint(identity: &Identity, listen: std::net::SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = CertificateDer::from(identity.cert_der.clone());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.cert_key_der.clone()));
+    let mut tls = rustls::ServerConfig::builder_with_provider(stemma_client::tls::crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)?;
+    tls.alpn_protocols = vec![wire::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(transport::transport_config());
+    quinn::Endpoint::server(config, listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (UDP): {e}"))
+}
+
+/// Accepts connections until the node stops.
+pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    let mut stopping = shared.stopping.subscribe();
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        let Some(incoming) = incoming else { return };
+        shared.metrics.connections.inc();
+        let shared = shared.clone();
+        let remote = incoming.remote_address();
+        tokio::spawn(
+            async move {
+                match incoming.await {
+                    Ok(connection) => serve_connection(connection, shared).await,
+                    Err(e) => tracing::debug!(error = %e, "connection attempt failed"),
+                }
+            }
+            .instrument(tracing::debug_span!("client", %remote)),
+        );
+    }
+}
+
+async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&connection, &shared)).await {
+        Ok(Ok(())) => {}
+        Ok(Err((code, why))) => {
+            shared.metrics.error("handshake", why);
+            tracing::info!(reason = why, "client refused");
+            connection.close(code.into(), why.as_bytes());
+            return;
+        }
+        Err(_) => {
+            shared.metrics.error("handshake", "timeout");
+            connection.close(close_code::PROTOCOL.into(), b"handshake timeout");
+            return;
+        }
+    }
+    let mut stopping = shared.stopping.subscribe();
+    loop {
+        let stream = tokio::select! {
+            stream = connection.accept_bi() => stream,
+            _ = stopping.wait_for(|s| *s) => {
+                connection.close(close_code::SHUTTING_DOWN.into(), b"shutting down");
+                return;
+            }
+        };
+        let Ok((send, recv)) = stream else { return };
+        let Ok(permit) = shared.in_flight.clone().try_acquire_owned() else {
+            // Shutdown holds every permit: refuse new work.
+            connection.close(close_code::SHUTTING_DOWN.into(), b"shutting down");
+            return;
+        };
+        let shared = shared.clone();
+        let connection = connection.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = serve_stream(send, recv, &shared).await {
+                // A peer that breaks the framing loses its connection; others go on.
+                shared.metrics.error("stream", "protocol");
+                tracing::info!(error = %e, "protocol error: closing the connection");
+                connection.close(close_code::PROTOCOL.into(), e.to_string().as_bytes());
+            }
+        });
+    }
+}
+
+/// Returns the close code and reason on refusal.
+async fn handshake(connection: &quinn::Connection, shared: &Shared) -> Result<(), (u32, &'static str)> {
+    let protocol = (close_code::PROTOCOL, "protocol");
+    let (mut send, mut recv) = connection.accept_bi().await.map_err(|_| protocol)?;
+    let mut buf = Vec::new();
+    let hello: Hello = transport::expect_frame(&mut recv, &mut buf)
+        .await
+        .map_err(|_| protocol)?;
+    let refusal = if hello.version != PROTOCOL_VERSION {
+        Some((
+            WireError::VersionMismatch {
+                client: hello.version,
+                node: PROTOCOL_VERSION,
+            },
+            (close_code::VERSION_MISMATCH, "version_mismatch"),
+        ))
+    } else if blake3::hash(hello.token.as_bytes()) != shared.token_hash {
+        Some((WireError::Unauthorized, (close_code::UNAUTHORIZED, "unauthorized")))
+    } else {
+        None
+    };
+    let reply = match &refusal {
+        Some((e, _)) => HelloReply::Rejected(e.clone()),
+        None => HelloReply::Welcome {
+            version: PROTOCOL_VERSION,
+            node_id: shared.node_id.clone(),
+        },
+    };
+    write_frame(&mut send, &reply, &mut buf).await.map_err(|_| protocol)?;
+    let _ = send.finish();
+    match refusal {
+        None => Ok(()),
+        Some((_, close)) => {
+            // Let the refusal reach the client before the connection closes.
+            let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+            Err(close)
+        }
+    }
+}
+
+/// Serves one request stream. An `Err` is a framing violation: the caller closes
+/// the connection.
+async fn serve_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    shared: &Shared,
+) -> Result<(), StreamError> {
+    let mut buf = Vec::new();
+    let request: Request = match read_frame(&mut recv, &mut buf).await? {
+        Some(payload) => wire::decode(payload)?,
+        None => return Ok(()),
+    };
+    let kind = request_kind(&request);
+    shared.metrics.request(kind);
+    let span = tracing::debug_span!("request", kind);
+    let outcome = async {
+        match request {
+            Request::Put {
+                bucket,
+                key,
+                content_type,
+                metadata,
+                size,
+            } => {
+                let upload = Upload {
+                    content_type,
+                    metadata,
+                    size,
+                };
+                put(shared, &mut recv, &bucket, &key, upload).await
+            }
+            Request::Get { bucket, key } => get(shared, &mut send, &bucket, &key).await,
+            Request::Head { bucket, key } => {
+                let (bucket, key) = parse_path(&bucket, &key)?;
+                let resolved = resolve(shared, bucket, key).await?;
+                Ok(Response::Object(resolved))
+            }
+            Request::List {
+                bucket,
+                prefix,
+                start_after,
+                limit,
+            } => list(shared, &bucket, prefix, start_after, limit).await,
+            Request::Delete { bucket, key } => {
+                let (bucket, key) = parse_path(&bucket, &key)?;
+                shared.writer.delete(bucket, key).await.map_err(Failure::from)?;
+                Ok(Response::Deleted)
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+    match outcome {
+        Ok(Response::Object(_)) if kind == "get" => {} // already streamed
+        Ok(response) => write_frame(&mut send, &response, &mut buf).await?,
+        Err(Failure::Framing(e)) => {
+            shared.metrics.error(kind, "protocol");
+            return Err(e);
+        }
+        Err(Failure::Request(e)) => {
+            shared.metrics.error(kind, error_label(&e));
+            let _ = recv.stop(0u32.into());
+            write_frame(&mut send, &Response::Error(e), &mut buf).await?;
+        }
+        Err(Failure::Gone) => return Ok(()),
+    }
+    let _ = send.finish();
+    Ok(())
+}
+
+/// Why a request did not succeed.
+enum Failure {
+    /// The request was answered with this error.
+    Request(WireError),
+    /// The peer broke the framing.
+    Framing(StreamError),
+    /// The stream died (client went away): nothing to answer.
+    Gone,
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Request(match e {
+            StoreError::NotFound(what) => WireError::NotFound(what),
+            StoreError::Corrupt(chunk) => WireError::Corrupt { chunk },
+            StoreError::Closed => WireError::ShuttingDown,
+            other => WireError::Internal(other.to_string()),
+        })
+    }
+}
+
+impl From<NameError> for Failure {
+    fn from(e: NameError) -> Self {
+        Failure::Request(WireError::InvalidName(e.to_string()))
+    }
+}
+
+impl From<StreamError> for Failure {
+    fn from(e: StreamError) -> Self {
+        match e {
+            StreamError::Connection(_) | StreamError::Truncated => Failure::Gone,
+            other => Failure::Framing(other),
+        }
+    }
+}
+
+fn request_kind(request: &Request) -> &'static str {
+    match request {
+        Request::Put { .. } => "put",
+        Request::Get { .. } => "get",
+        Request::Head { .. } => "head",
+        Request::List { .. } => "list",
+        Request::Delete { .. } => "delete",
+    }
+}
+
+fn error_label(e: &WireError) -> &'static str {
+    match e {
+        WireError::NotFound(_) => "not_found",
+        WireError::Unauthorized => "unauthorized",
+        WireError::VersionMismatch { .. } => "version_mismatch",
+        WireError::Corrupt { .. } => "corrupt",
+        WireError::InvalidName(_) => "invalid_name",
+        WireError::BadRequest(_) => "bad_request",
+        WireError::ShuttingDown => "shutting_down",
+        _ => "internal",
+    }
+}
+
+fn parse_path(bucket: &str, key: &str) -> Result<(BucketName, ObjectKey), Failure> {
+    Ok((BucketName::parse(bucket)?, ObjectKey::parse(key)?))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn info_of(bucket: &BucketName, key: &ObjectKey, resolved: &Resolved) -> ObjectInfo {
+    ObjectInfo {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        object_id: resolved.record.object_id,
+        size: resolved.manifest.size,
+        chunks: resolved.manifest.chunks.len() as u64,
+        content_type: resolved.manifest.content_type.clone(),
+        metadata: resolved.manifest.metadata.clone(),
+        modified_ms: resolved.record.modified_ms,
+    }
+}
+
+async fn resolve(shared: &Shared, bucket: BucketName, key: ObjectKey) -> Result<ObjectInfo, Failure> {
+    let store = shared.store.clone();
+    let resolved = tokio::task::spawn_blocking(move || {
+        store.resolve(&bucket, &key).map(|r| info_of(&bucket, &key, &r))
+    })
+    .await
+    .map_err(|e| Failure::Request(WireError::Internal(e.to_string())))??;
+    Ok(resolved)
+}
+
+struct Upload {
+    content_type: Option<String>,
+    metadata: std::collections::BTreeMap<String, String>,
+    size: Option<u64>,
+}
+
+/// An upload's chunks: pinned while it runs, freed if it never commits.
+struct UploadChunks {
+    writer: Writer,
+    pins: Vec<PinGuard>,
+    written: Vec<ChunkId>,
+    committed: bool,
+}
+
+impl Drop for UploadChunks {
+    fn drop(&mut self) {
+        self.pins.clear();
+        if !self.committed {
+            self.writer.release(std::mem::take(&mut self.written));
+        }
+    }
+}
+
+async fn put(
+    shared: &Shared,
+    recv: &mut quinn::RecvStream,
+    bucket: &str,
+    key: &str,
+    upload: Upload,
+) -> Result<Response, Failure> {
+    let (bucket, key) = parse_path(bucket, key)?;
+    let mut chunker = Chunker::new(shared.chunk_size);
+    let mut manifest = ManifestBuilder::with_metadata(upload.content_type, upload.metadata);
+    let mut chunks = UploadChunks {
+        writer: shared.writer.clone(),
+        pins: Vec::new(),
+        written: Vec::new(),
+        committed: false,
+    };
+    let mut pending: VecDeque<oneshot::Receiver<Result<u64, StoreError>>> = VecDeque::new();
+    let mut new_bytes = 0u64;
+    let mut buf = Vec::new();
+    let too_much = |got: u64| {
+        Failure::Request(WireError::BadRequest(format!(
+            "the upload sent {got} bytes or more, more than the {} announced",
+            upload.size.unwrap_or(0)
+        )))
+    };
+    let queue = |data: Vec<u8>, manifest: &mut ManifestBuilder, chunks: &mut UploadChunks| {
+        let id = manifest.push_chunk(&data);
+        chunks.pins.push(shared.store.pin(id));
+        chunks.written.push(id);
+        (id, data)
+    };
+    loop {
+        let frame = match read_frame(recv, &mut buf).await? {
+            Some(payload) => wire::decode::<PutFrame<'_>>(payload)
+                .map_err(|e| Failure::Framing(StreamError::Frame(e)))?,
+            None => {
+                return Err(Failure::Request(WireError::BadRequest(
+                    "the upload ended without its End frame; nothing was stored".into(),
+                )));
+            }
+        };
+        match frame {
+            PutFrame::Data(data) => {
+                shared.metrics.bytes_received.inc_by(data.len() as u64);
+                for chunk in chunker.push(data) {
+                    let item = queue(chunk, &mut manifest, &mut chunks);
+                    pending.push_back(shared.writer.queue_chunks(vec![item]).await?);
+                    while pending.len() > UPLOAD_WRITES_IN_FLIGHT {
+                        new_bytes += wait(pending.pop_front()).await?;
+                    }
+                }
+                let received = manifest.size() + chunker.pending_len() as u64;
+                if upload.size.is_some_and(|size| received > size) {
+                    return Err(too_much(received));
+                }
+            }
+            PutFrame::End => break,
+        }
+    }
+    if let Some(last) = chunker.finish() {
+        let item = queue(last, &mut manifest, &mut chunks);
+        pending.push_back(shared.writer.queue_chunks(vec![item]).await?);
+    }
+    while !pending.is_empty() {
+        new_bytes += wait(pending.pop_front()).await?;
+    }
+    let manifest = manifest.finish();
+    if let Some(size) = upload.size
+        && size != manifest.size
+    {
+        return Err(Failure::Request(WireError::BadRequest(format!(
+            "the upload sent {} bytes but announced {size}; nothing was stored",
+            manifest.size
+        ))));
+    }
+    let chunk_count = manifest.chunks.len() as u64;
+    let content_type = manifest.content_type.clone();
+    let metadata = manifest.metadata.clone();
+    let record = shared
+        .writer
+        .commit(bucket.clone(), key.clone(), manifest, now_ms())
+        .await?;
+    chunks.committed = true;
+    tracing::debug!(%bucket, %key, object = %record.object_id.short(), size = record.size, "stored");
+    Ok(Response::Stored {
+        info: ObjectInfo {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            object_id: record.object_id,
+            size: record.size,
+            chunks: chunk_count,
+            content_type,
+            metadata,
+            modified_ms: record.modified_ms,
+        },
+        new_bytes,
+    })
+}
+
+async fn wait(rx: Option<oneshot::Receiver<Result<u64, StoreError>>>) -> Result<u64, Failure> {
+    match rx {
+        Some(rx) => Ok(rx.await.map_err(|_| StoreError::Closed)??),
+        None => Ok(0),
+    }
+}
+
+async fn get(shared: &Shared, send: &mut quinn::SendStream, bucket: &str, key: &str) -> Result<Response, Failure> {
+    let (bucket, key) = parse_path(bucket, key)?;
+    let store = shared.store.clone();
+    let resolved = tokio::task::spawn_blocking(move || {
+        store.resolve(&bucket, &key).map(|r| (info_of(&bucket, &key, &r), r.manifest.chunks))
+    })
+    .await
+    .map_err(|e| Failure::Request(WireError::Internal(e.to_string())))?;
+    let (info, ids) = resolved?;
+    let mut buf = Vec::new();
+    write_frame(send, &Response::Object(info.clone()), &mut buf).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(DOWNLOAD_READ_AHEAD);
+    let store = shared.store.clone();
+    tokio::task::spawn_blocking(move || store.read_chunks(&ids, |chunk| tx.blocking_send(chunk).is_ok()));
+    let mut last = GetFrame::End;
+    let mut failure = None;
+    while let Some(chunk) = rx.recv().await {
+        match chunk {
+            Ok((id, data)) => {
+                write_frame(send, &GetFrame::Chunk { id, data: &data }, &mut buf).await?;
+                shared.metrics.bytes_sent.inc_by(data.len() as u64);
+            }
+            Err(e) => {
+                if let StoreError::Corrupt(chunk) = &e {
+                    tracing::error!(%chunk, bucket = %info.bucket, key = %info.key, "corrupt chunk: not served");
+                }
+                let Failure::Request(wire_error) = Failure::from(e) else { unreachable!() };
+                failure = Some(error_label(&wire_error));
+                last = GetFrame::Error(wire_error);
+                break;
+            }
+        }
+    }
+    if let Some(label) = failure {
+        shared.metrics.error("get", label);
+    }
+    write_frame(send, &last, &mut buf).await?;
+    Ok(Response::Object(info))
+}
+
+async fn list(
+    shared: &Shared,
+    bucket: &str,
+    prefix: String,
+    start_after: Option<String>,
+    limit: u32,
+) -> Result<Response, Failure> {
+    let bucket = BucketName::parse(bucket)?;
+    ObjectKey::check_prefix(&prefix)?;
+    let limit = limit.clamp(1, MAX_LIST_PAGE) as usize;
+    let store = shared.store.clone();
+    let (rows, next) = tokio::task::spawn_blocking(move || {
+        store.list(&bucket, &prefix, start_after.as_deref(), limit)
+    })
+    .await
+    .map_err(|e| Failure::Request(WireError::Internal(e.to_string())))??;
+    let entries = rows
+        .into_iter()
+        .map(|(key, r)| ListEntry {
+            key,
+            object_id: r.object_id,
+            size: r.size,
+            modified_ms: r.modified_ms,
+        })
+        .collect();
+    Ok(Response::Listing { entries, next })
+}

@@ -1,0 +1,514 @@
+//! The store's single writer: one thread that owns every write transaction and
+//! folds queued requests into one commit, so that many concurrent uploads share
+//! each fsync instead of paying one each.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redb::{ReadableTable, Table, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectId, ObjectKey};
+use tokio::sync::{mpsc, oneshot};
+
+use super::tables::{self, stat, NameRecord};
+use super::{Context, Store, StoreError};
+
+/// When an acknowledged write is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every acknowledged put or delete has been fsync'd (the default).
+    #[default]
+    Immediate,
+    /// Acknowledged writes reach the disk within about a second; a power loss may
+    /// lose that last second, never the store's consistency.
+    Relaxed,
+}
+
+/// Requests folded into one transaction at most.
+const MAX_BATCH_OPS: usize = 64;
+/// Chunk bytes folded into one transaction at most.
+const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+/// In relaxed mode, the longest time between two durable commits.
+const RELAXED_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+enum Op {
+    Chunks {
+        chunks: Vec<(ChunkId, Vec<u8>)>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    Commit {
+        bucket: BucketName,
+        key: ObjectKey,
+        manifest: Manifest,
+        modified_ms: u64,
+        reply: oneshot::Sender<Result<NameRecord, StoreError>>,
+    },
+    Delete {
+        bucket: BucketName,
+        key: ObjectKey,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Release {
+        chunks: Vec<ChunkId>,
+    },
+    Stop,
+}
+
+impl Op {
+    fn bytes(&self) -> usize {
+        match self {
+            Op::Chunks { chunks, .. } => chunks.iter().map(|(_, d)| d.len()).sum(),
+            _ => 0,
+        }
+    }
+
+    /// Whether the caller waits for this to be durable.
+    fn needs_sync(&self) -> bool {
+        matches!(self, Op::Commit { .. } | Op::Delete { .. })
+    }
+}
+
+/// Handle to the writer thread. Clones share the thread.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Op>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Op::Chunks { .. } => "Chunks",
+            Op::Commit { .. } => "Commit",
+            Op::Delete { .. } => "Delete",
+            Op::Release { .. } => "Release",
+            Op::Stop => "Stop",
+        })
+    }
+}
+
+impl Writer {
+    pub(super) fn start(store: Store, durability: Durability) -> Result<Writer, StoreError> {
+        let freed = free_orphans(&store)?;
+        if freed > 0 {
+            tracing::info!(chunks = freed, "freed chunks left by interrupted uploads");
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let thread = std::thread::Builder::new()
+            .name("stemma-writer".into())
+            .spawn(move || run(store, durability, rx))
+            .context("starting the writer thread")?;
+        Ok(Writer {
+            tx,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Stores chunks (those already present are skipped). Returns the bytes added.
+    /// Not durable by itself: the commit that references them is.
+    pub async fn write_chunks(&self, chunks: Vec<(ChunkId, Vec<u8>)>) -> Result<u64, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::Chunks { chunks, reply }, rx).await
+    }
+
+    /// Queues chunks for writing and returns at once with the receiver of the
+    /// result, so an upload can keep several writes in flight. Queue order is
+    /// write order.
+    pub async fn queue_chunks(
+        &self,
+        chunks: Vec<(ChunkId, Vec<u8>)>,
+    ) -> Result<oneshot::Receiver<Result<u64, StoreError>>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Chunks { chunks, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Stores `manifest` and points `bucket/key` at it, durably. Fails with
+    /// [`StoreError::MissingChunk`] (and changes nothing) if a chunk is missing.
+    pub async fn commit(
+        &self,
+        bucket: BucketName,
+        key: ObjectKey,
+        manifest: Manifest,
+        modified_ms: u64,
+    ) -> Result<NameRecord, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let op = Op::Commit {
+            bucket,
+            key,
+            manifest,
+            modified_ms,
+            reply,
+        };
+        self.send(op, rx).await
+    }
+
+    /// Removes a name, durably; frees what no other name uses.
+    pub async fn delete(&self, bucket: BucketName, key: ObjectKey) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::Delete { bucket, key, reply }, rx).await
+    }
+
+    /// Frees chunks an abandoned upload wrote, unless something references or pins
+    /// them. Fire and forget.
+    pub fn release(&self, chunks: Vec<ChunkId>) {
+        if !chunks.is_empty() {
+            let _ = self.tx.try_send(Op::Release { chunks });
+        }
+    }
+
+    /// Finishes the writes already queued, then stops the thread. Later calls
+    /// fail with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        let thread = self.thread.lock().expect("writer lock").take();
+        if let Some(thread) = thread {
+            let _ = self.tx.send(Op::Stop).await;
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    async fn send<T>(
+        &self,
+        op: Op,
+        rx: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.tx.send(op).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn run(store: Store, durability: Durability, mut rx: mpsc::Receiver<Op>) {
+    let mut last_sync = Instant::now();
+    let mut stopping = false;
+    while !stopping {
+        let Some(first) = rx.blocking_recv() else { break };
+        let mut bytes = first.bytes();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_OPS && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(op) => {
+                    bytes += op.bytes();
+                    batch.push(op);
+                }
+                Err(_) => break,
+            }
+        }
+        if let Some(at) = batch.iter().position(|op| matches!(op, Op::Stop)) {
+            stopping = true;
+            // Anything queued after the stop is refused (its reply is dropped).
+            batch.truncate(at);
+            rx.close();
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let wants_sync = batch.iter().any(Op::needs_sync);
+        let sync = wants_sync
+            && (durability == Durability::Immediate
+                || last_sync.elapsed() >= RELAXED_SYNC_INTERVAL);
+        if sync {
+            last_sync = Instant::now();
+        }
+        apply(&store, batch, sync);
+    }
+}
+
+/// A reply waiting for its transaction to commit.
+enum Pending {
+    Bytes(oneshot::Sender<Result<u64, StoreError>>, Result<u64, StoreError>),
+    Name(
+        oneshot::Sender<Result<NameRecord, StoreError>>,
+        Result<NameRecord, StoreError>,
+    ),
+    Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
+}
+
+impl Pending {
+    /// Replies; if the transaction failed, every op in it failed.
+    fn send(self, failure: Option<&StoreError>) {
+        match self {
+            Pending::Bytes(tx, r) => drop(tx.send(fail_map(r, failure))),
+            Pending::Name(tx, r) => drop(tx.send(fail_map(r, failure))),
+            Pending::Unit(tx, r) => drop(tx.send(fail_map(r, failure))),
+        }
+    }
+
+    fn storage_error(&self) -> Option<StoreError> {
+        let e = match self {
+            Pending::Bytes(_, Err(e)) | Pending::Name(_, Err(e)) | Pending::Unit(_, Err(e)) => e,
+            _ => return None,
+        };
+        matches!(e, StoreError::Storage { .. }).then(|| StoreError::Storage {
+            context: "writing",
+            message: e.to_string(),
+        })
+    }
+}
+
+fn fail_map<T>(r: Result<T, StoreError>, failure: Option<&StoreError>) -> Result<T, StoreError> {
+    match failure {
+        Some(e) => Err(StoreError::Storage {
+            context: "committing",
+            message: e.to_string(),
+        }),
+        None => r,
+    }
+}
+
+fn apply(store: &Store, batch: Vec<Op>, sync: bool) {
+    let mut pending = Vec::with_capacity(batch.len());
+    let outcome = (|| -> Result<(), StoreError> {
+        let mut txn = store.db.begin_write().context("starting a write")?;
+        if !sync {
+            txn.set_durability(redb::Durability::None)
+                .context("starting a write")?;
+        }
+        {
+            let mut t = Tables::open(&txn)?;
+            for op in batch {
+                match op {
+                    Op::Chunks { chunks, reply } => {
+                        let r = t.write_chunks(&chunks);
+                        pending.push(Pending::Bytes(reply, r));
+                    }
+                    Op::Commit {
+                        bucket,
+                        key,
+                        manifest,
+                        modified_ms,
+                        reply,
+                    } => {
+                        let r = t.commit(store, &bucket, &key, &manifest, modified_ms);
+                        pending.push(Pending::Name(reply, r));
+                    }
+                    Op::Delete { bucket, key, reply } => {
+                        let r = t.delete(store, &bucket, &key);
+                        pending.push(Pending::Unit(reply, r));
+                    }
+                    Op::Release { chunks } => {
+                        if let Err(e) = t.release_orphans(store, &chunks) {
+                            tracing::warn!(error = %e, "could not free orphan chunks");
+                        }
+                    }
+                    Op::Stop => {}
+                }
+                // A storage error may leave the transaction half-applied: abort it all.
+                if let Some(e) = pending.iter().find_map(Pending::storage_error) {
+                    return Err(e);
+                }
+            }
+        }
+        txn.commit().context("committing")
+    })();
+    let failure = outcome.err();
+    if let Some(e) = &failure {
+        tracing::error!(error = %e, "write transaction failed; every write in it is rolled back");
+    }
+    for p in pending {
+        p.send(failure.as_ref());
+    }
+}
+
+/// The tables of one write transaction, with the store's write rules.
+struct Tables<'t> {
+    chunks: Table<'t, &'static [u8; 32], &'static [u8]>,
+    chunk_refs: Table<'t, &'static [u8; 32], u64>,
+    manifests: Table<'t, &'static [u8; 32], &'static [u8]>,
+    object_refs: Table<'t, &'static [u8; 32], u64>,
+    names: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    stats: Table<'t, &'static str, u64>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Tables {
+            chunks: txn.open_table(tables::CHUNKS).context("opening tables")?,
+            chunk_refs: txn.open_table(tables::CHUNK_REFS).context("opening tables")?,
+            manifests: txn.open_table(tables::MANIFESTS).context("opening tables")?,
+            object_refs: txn.open_table(tables::OBJECT_REFS).context("opening tables")?,
+            names: txn.open_table(tables::NAMES).context("opening tables")?,
+            stats: txn.open_table(tables::STATS).context("opening tables")?,
+        })
+    }
+
+    fn bump(&mut self, key: &str, delta: i64) -> Result<(), StoreError> {
+        let now = self.stats.get(key).context("updating stats")?.map(|v| v.value()).unwrap_or(0);
+        let new = now.saturating_add_signed(delta);
+        self.stats.insert(key, new).context("updating stats")?;
+        Ok(())
+    }
+
+    fn write_chunks(&mut self, chunks: &[(ChunkId, Vec<u8>)]) -> Result<u64, StoreError> {
+        let mut added = 0u64;
+        for (id, data) in chunks {
+            if self.chunks.get(id.as_bytes()).context("writing a chunk")?.is_some() {
+                continue;
+            }
+            self.chunks
+                .insert(id.as_bytes(), data.as_slice())
+                .context("writing a chunk")?;
+            added += data.len() as u64;
+            self.bump(stat::CHUNKS, 1)?;
+        }
+        self.bump(stat::CHUNK_BYTES, added as i64)?;
+        Ok(added)
+    }
+
+    fn commit(
+        &mut self,
+        store: &Store,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        manifest: &Manifest,
+        modified_ms: u64,
+    ) -> Result<NameRecord, StoreError> {
+        let object_id = manifest.object_id();
+        let oid = object_id.as_bytes();
+        if self.manifests.get(oid).context("reading a manifest")?.is_none() {
+            for id in &manifest.chunks {
+                if self.chunks.get(id.as_bytes()).context("checking chunks")?.is_none() {
+                    return Err(StoreError::MissingChunk(*id));
+                }
+            }
+            self.manifests
+                .insert(oid, manifest.encode().as_slice())
+                .context("writing a manifest")?;
+            for id in &manifest.chunks {
+                self.add_chunk_ref(id, 1)?;
+            }
+        }
+        self.add_object_ref(&object_id, 1)?;
+        let record = NameRecord {
+            object_id,
+            size: manifest.size,
+            modified_ms,
+        };
+        let previous = self
+            .names
+            .insert((bucket.as_str(), key.as_str()), record.encode().as_slice())
+            .context("writing a name")?
+            .and_then(|old| NameRecord::decode(old.value()));
+        match previous {
+            Some(old) => self.release_object(store, &old.object_id)?,
+            None => self.bump(stat::OBJECTS, 1)?,
+        }
+        Ok(record)
+    }
+
+    fn delete(&mut self, store: &Store, bucket: &BucketName, key: &ObjectKey) -> Result<(), StoreError> {
+        let old = self
+            .names
+            .remove((bucket.as_str(), key.as_str()))
+            .context("removing a name")?
+            .and_then(|old| NameRecord::decode(old.value()))
+            .ok_or_else(|| StoreError::NotFound(format!("{bucket}/{key}")))?;
+        self.bump(stat::OBJECTS, -1)?;
+        self.release_object(store, &old.object_id)
+    }
+
+    fn add_object_ref(&mut self, id: &ObjectId, delta: i64) -> Result<u64, StoreError> {
+        let now = self
+            .object_refs
+            .get(id.as_bytes())
+            .context("counting references")?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let new = now.saturating_add_signed(delta);
+        if new == 0 {
+            self.object_refs.remove(id.as_bytes()).context("counting references")?;
+        } else {
+            self.object_refs.insert(id.as_bytes(), new).context("counting references")?;
+        }
+        Ok(new)
+    }
+
+    fn add_chunk_ref(&mut self, id: &ChunkId, delta: i64) -> Result<u64, StoreError> {
+        let now = self
+            .chunk_refs
+            .get(id.as_bytes())
+            .context("counting references")?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let new = now.saturating_add_signed(delta);
+        if new == 0 {
+            self.chunk_refs.remove(id.as_bytes()).context("counting references")?;
+        } else {
+            self.chunk_refs.insert(id.as_bytes(), new).context("counting references")?;
+        }
+        Ok(new)
+    }
+
+    /// Drops one name's reference to an object; frees the object and its chunks
+    /// when nothing else uses them.
+    fn release_object(&mut self, store: &Store, id: &ObjectId) -> Result<(), StoreError> {
+        if self.add_object_ref(id, -1)? > 0 {
+            return Ok(());
+        }
+        let manifest = self
+            .manifests
+            .remove(id.as_bytes())
+            .context("removing a manifest")?
+            .and_then(|m| Manifest::decode(m.value()));
+        let Some(manifest) = manifest else {
+            return Ok(());
+        };
+        for chunk in &manifest.chunks {
+            if self.add_chunk_ref(chunk, -1)? == 0 && !store.pins.contains(chunk) {
+                self.free_chunk(chunk)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn release_orphans(&mut self, store: &Store, chunks: &[ChunkId]) -> Result<(), StoreError> {
+        for chunk in chunks {
+            let referenced = self.chunk_refs.get(chunk.as_bytes()).context("freeing")?.is_some();
+            if !referenced && !store.pins.contains(chunk) {
+                self.free_chunk(chunk)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn free_chunk(&mut self, id: &ChunkId) -> Result<(), StoreError> {
+        let removed = self
+            .chunks
+            .remove(id.as_bytes())
+            .context("freeing a chunk")?
+            .map(|data| data.value().len());
+        if let Some(len) = removed {
+            self.bump(stat::CHUNKS, -1)?;
+            self.bump(stat::CHUNK_BYTES, -(len as i64))?;
+        }
+        Ok(())
+    }
+}
+
+/// Frees every chunk no manifest references: what uploads interrupted by a crash
+/// or a shutdown left behind. Runs before the node serves anything.
+fn free_orphans(store: &Store) -> Result<usize, StoreError> {
+    let txn = store.db.begin_write().context("freeing orphan chunks")?;
+    let freed;
+    {
+        let mut t = Tables::open(&txn)?;
+        let mut orphans = Vec::new();
+        for row in t.chunks.iter().context("freeing orphan chunks")? {
+            let (id, _) = row.context("freeing orphan chunks")?;
+            let id = ChunkId::from_bytes(*id.value());
+            if t.chunk_refs.get(id.as_bytes()).context("freeing orphan chunks")?.is_none() {
+                orphans.push(id);
+            }
+        }
+        freed = orphans.len();
+        for id in &orphans {
+            t.free_chunk(id)?;
+        }
+    }
+    txn.commit().context("freeing orphan chunks")?;
+    Ok(freed)
+}

@@ -1,0 +1,204 @@
+//! The messages of protocol version 1. Field order is part of the format: add
+//! variants at the end, never reorder.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ChunkId, ObjectId};
+
+/// The client's first frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The client's [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION).
+    pub version: u16,
+    /// The node's access token, from its connection string.
+    pub token: String,
+}
+
+/// The node's answer to [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    /// Accepted: requests may follow.
+    Welcome {
+        /// The node's protocol version.
+        version: u16,
+        /// The node's id.
+        node_id: String,
+    },
+    /// Refused; the connection closes.
+    Rejected(WireError),
+}
+
+/// A request, the first frame of each request stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Store an object; [`PutFrame`]s follow.
+    Put {
+        /// Bucket name.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// MIME type, if known.
+        content_type: Option<String>,
+        /// User metadata.
+        metadata: BTreeMap<String, String>,
+        /// The size, if known in advance; the node checks it.
+        size: Option<u64>,
+    },
+    /// Read an object: a [`Response::Object`] then [`GetFrame`]s.
+    Get {
+        /// Bucket name.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+    /// An object's description.
+    Head {
+        /// Bucket name.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+    /// A page of the keys in a bucket that start with a prefix, in key order.
+    List {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix; empty for all.
+        prefix: String,
+        /// Continue after this key (from the previous page).
+        start_after: Option<String>,
+        /// At most this many entries (capped at [`MAX_LIST_PAGE`](super::MAX_LIST_PAGE)).
+        limit: u32,
+    },
+    /// Remove a name. Chunks no other object uses are freed.
+    Delete {
+        /// Bucket name.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+}
+
+/// The body of a put, after its [`Request::Put`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PutFrame<'a> {
+    /// The next bytes of the object (any length up to the frame limit).
+    Data(#[serde(borrow, with = "serde_bytes")] &'a [u8]),
+    /// The object is complete: store it.
+    End,
+}
+
+/// The body of a get, after its [`Response::Object`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GetFrame<'a> {
+    /// The next chunk, verified by the node; the client verifies it again.
+    Chunk {
+        /// Its id.
+        id: ChunkId,
+        /// Its bytes.
+        #[serde(borrow, with = "serde_bytes")]
+        data: &'a [u8],
+    },
+    /// All chunks were sent.
+    End,
+    /// Reading stopped: nothing more follows.
+    Error(WireError),
+}
+
+/// The node's answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The put is stored (durably, unless the node says otherwise in its config).
+    Stored {
+        /// The object as stored.
+        info: ObjectInfo,
+        /// Chunk bytes this put added to the store (0 when all were already there).
+        new_bytes: u64,
+    },
+    /// The object: the answer to head, and the header of a get.
+    Object(ObjectInfo),
+    /// A page of a listing.
+    Listing {
+        /// The entries, in key order.
+        entries: Vec<ListEntry>,
+        /// Pass as `start_after` to continue; `None` at the end.
+        next: Option<String>,
+    },
+    /// The name was removed.
+    Deleted,
+    /// The request failed; nothing changed.
+    Error(WireError),
+}
+
+/// What a name points at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectInfo {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// The object's id (BLAKE3 of its manifest).
+    pub object_id: ObjectId,
+    /// Size in bytes.
+    pub size: u64,
+    /// Number of chunks.
+    pub chunks: u64,
+    /// MIME type, if given.
+    pub content_type: Option<String>,
+    /// User metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// When the name was written, in milliseconds since the Unix epoch.
+    pub modified_ms: u64,
+}
+
+/// One row of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    /// Key.
+    pub key: String,
+    /// The object's id.
+    pub object_id: ObjectId,
+    /// Size in bytes.
+    pub size: u64,
+    /// When the name was written, in milliseconds since the Unix epoch.
+    pub modified_ms: u64,
+}
+
+/// Why a request failed, as the node reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// No such object.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The token was missing or wrong.
+    #[error("unauthorized: the access token is wrong (take the connection string from the node's node.json)")]
+    Unauthorized,
+    /// The protocol versions differ.
+    #[error("protocol version mismatch: this client speaks {client}, the node speaks {node}")]
+    VersionMismatch {
+        /// The client's version.
+        client: u16,
+        /// The node's version.
+        node: u16,
+    },
+    /// A stored chunk no longer matches its hash. It was not sent.
+    #[error("corrupt chunk {chunk} in the node's store (the bytes no longer match their hash)")]
+    Corrupt {
+        /// The chunk.
+        chunk: ChunkId,
+    },
+    /// A bucket or key breaks a naming rule.
+    #[error("{0}")]
+    InvalidName(String),
+    /// The request is not valid (e.g. the data did not match the announced size).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The node is stopping; retry on another node or later.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// The node failed; the message says where.
+    #[error("node error: {0}")]
+    Internal(String),
+}
