@@ -37,7 +37,7 @@ impl ChunkSize {
     }
 
     /// The size in bytes.
-    pub fn bytes(self) -> usize {
+    pub const fn bytes(self) -> usize {
         self.0 as usize
     }
 }

@@ -1,1 +1,255 @@
+//! Helpers for tests that run real `stemma` processes on 127.0.0.1: start a node
+//! in a temporary data dir, wait for its `node.json`, talk to it with the client
+//! library, the CLI or raw QUIC, read its metrics, kill or stop it.
+//!
+//! The `stemma` binary is the one cargo built beside the test executable
+//! (`cargo test --workspace` builds it); `STEMMA_BIN` overrides the path.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use stemma_client::{Client, ConnectionString};
+use stemma_node::{NodeInfo, NODE_FILE};
+
+/// How long a node may take to write its `node.json`.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `stemma` executable under test.
+pub fn stemma_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("STEMMA_BIN") {
+        return path.into();
+    }
+    // target/<profile>/deps/<test-exe> → target/<profile>/stemma
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("stemma"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (which builds it) or set STEMMA_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A `stemma node run` process with its own data dir. Killed when dropped.
+#[derive(Debug)]
+pub struct TestNode {
+    /// The data dir (kept across restarts).
+    pub dir: PathBuf,
+    /// What the node wrote to `node.json`.
+    pub info: NodeInfo,
+    extra_args: Vec<String>,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestNode {
+    /// Starts a node in a fresh temporary data dir, with extra flags.
+    pub fn start(extra_args: &[&str]) -> anyhow::Result<TestNode> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("node");
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let (child, info) = spawn(&dir, &extra_args)?;
+        Ok(TestNode {
+            dir,
+            info,
+            extra_args,
+            child: Some(child),
+            _tmp: Some(tmp),
+        })
+    }
+
+    /// The connection string.
+    pub fn connection(&self) -> ConnectionString {
+        self.info.connection.parse().expect("node.json holds a valid connection string")
+    }
+
+    /// A client connected to this node.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(&self.info.connection).await?)
+    }
+
+    /// The `stemma` CLI aimed at this node, with `args`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(stemma_bin())
+            .args(args)
+            .env("STEMMA_NODE", &self.info.connection)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running the stemma CLI")
+    }
+
+    /// A metric's value from `/metrics` (the first sample whose line starts with
+    /// `name`, labels included); 0 if absent.
+    pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let body = http_get(self.info.http_addr, "/metrics")?;
+        Ok(body
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                (series == name).then(|| value.parse().ok()).flatten()
+            })
+            .unwrap_or(0.0))
+    }
+
+    /// SIGKILL: the process dies at once, mid-write if it was writing.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit (bounded). Returns the exit status code.
+    pub fn terminate(&mut self) -> anyhow::Result<Option<i32>> {
+        let Some(mut child) = self.child.take() else { return Ok(None) };
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.code());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("node did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the node again on the same data dir (after kill or terminate).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let (child, info) = spawn(&self.dir, &self.extra_args)?;
+        self.child = Some(child);
+        self.info = info;
+        Ok(())
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(dir: &Path, extra_args: &[String]) -> anyhow::Result<(Child, NodeInfo)> {
+    std::fs::create_dir_all(dir)?;
+    let node_file = dir.join(NODE_FILE);
+    let _ = std::fs::remove_file(&node_file);
+    let log = std::fs::File::create(dir.join("node.log"))?;
+    let mut child = Command::new(stemma_bin())
+        .args(["node", "run", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(extra_args)
+        .env("STEMMA_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting stemma node run")?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&node_file)
+            && let Ok(info) = serde_json::from_str::<NodeInfo>(&text)
+        {
+            return Ok((child, info));
+        }
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+            bail!("node exited with {status} before it was ready:\n{log}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("node not ready within {READY_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback; returns the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
+    }
+    // axum may answer chunked: drop the chunk-size lines if so.
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || tail.len() < n {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = tail[n..].trim_start_matches("\r\n");
+        }
+        return Ok(out);
+    }
+    Ok(body.to_string())
+}
+
+/// Writes `len` pseudo-random bytes (seeded) to `path`, without holding them all.
+pub fn random_file(path: &Path, len: u64, seed: u64) -> anyhow::Result<()> {
+    use rand::{RngCore, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill_bytes(&mut buf[..n]);
+        file.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    file.flush()?;
+    Ok(())
+}
+
+/// BLAKE3 of a file's contents, streamed.
+pub fn file_hash(path: &Path) -> anyhow::Result<blake3::Hash> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(path)?)?;
+    Ok(hasher.finalize())
+}
+
+/// A raw QUIC connection to a node, TLS-pinned like the client's, with no
+/// handshake sent: for tests that speak the wire protocol by hand.
+pub async fn raw_connect(target: &ConnectionString) -> anyhow::Result<quinn::Connection> {
+    let tls = stemma_client::tls::client_config(target.pin, stemma_protocol::wire::ALPN)?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(stemma_client::transport::transport_config());
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    endpoint.set_default_client_config(config);
+    let addr: SocketAddr = target.address.parse()?;
+    Ok(endpoint.connect(addr, "stemma")?.await?)
+}
+
+/// Seeds printed by tests, so a failure can be replayed.
+pub fn seed_from_env(default: u64) -> u64 {
+    let seed = std::env::var("STEMMA_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    eprintln!("seed: {seed} (set STEMMA_TEST_SEED to change)");
+    seed
+}
