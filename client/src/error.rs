@@ -14,7 +14,9 @@ pub enum Error {
     #[error("invalid connection string: {0}")]
     InvalidConnectionString(String),
     /// The node could not be reached.
-    #[error("cannot reach the node at {address}: {reason} (is it running? check --node or STEMMA_NODE)")]
+    #[error(
+        "cannot reach the node at {address}: {reason} (is it running? check --node or STEMMA_NODE)"
+    )]
     Unreachable {
         /// The address tried.
         address: String,
@@ -22,10 +24,14 @@ pub enum Error {
         reason: String,
     },
     /// The node refused the access token.
-    #[error("unauthorized: the node refused the access token (take the connection string from the node's node.json)")]
+    #[error(
+        "unauthorized: the node refused the access token (take the connection string from the node's node.json)"
+    )]
     Unauthorized,
     /// Client and node speak different protocol versions.
-    #[error("protocol version mismatch: this client speaks {client}, the node speaks {node}; use matching releases")]
+    #[error(
+        "protocol version mismatch: this client speaks {client}, the node speaks {node}; use matching releases"
+    )]
     VersionMismatch {
         /// The client's version.
         client: u16,

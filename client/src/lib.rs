@@ -5,29 +5,40 @@
 //! stream: an object is never held in memory whole. Every chunk received is
 //! checked against its BLAKE3 hash, and the whole object against its id.
 //!
-//! ```no_run
+//! ```
 //! use stemma_client::{Client, ObjectPath, PutOptions};
 //!
-//! # async fn demo() -> Result<(), stemma_client::Error> {
-//! let client = Client::connect("stemma://127.0.0.1:7400?pin=…&token=…").await?;
+//! # #[tokio::main(flavor = "multi_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let node = stemma_node::Node::start(stemma_node::NodeConfig {
+//! #     data_dir: dir.path().into(),
+//! #     listen: "127.0.0.1:0".parse()?,
+//! #     http: "127.0.0.1:0".parse()?,
+//! #     ..Default::default()
+//! # }).await?;
+//! # let connection_string = node.info().connection.clone();
+//! // The connection string comes from the node's node.json (or `stemma dev`).
+//! let client = Client::connect(&connection_string).await?;
 //! let path = ObjectPath::parse("reports/2024/q1.csv")?;
 //!
 //! let data: &[u8] = b"region,total\nnorth,42\n";
 //! let stored = client.put(&path, data, PutOptions::default(), |_sent| {}).await?;
-//! println!("stored {} as {}", path, stored.info.object_id);
+//! println!("stored {path} as {}", stored.info.object_id);
 //!
 //! let mut back = Vec::new();
 //! client.get(&path, &mut back, |_received| {}).await?;
 //! assert_eq!(back, data);
 //!
-//! for entry in client.list(&path.bucket, "2024/").await? {
-//!     println!("{} {} bytes", entry.key, entry.size);
-//! }
-//! client.delete(&path).await?;
-//! # Ok(()) }
-//! ```
+//! let listed = client.list(&path.bucket, "2024/").await?;
+//! assert_eq!(listed[0].key, "2024/q1.csv");
 //!
-//! A runnable version against a real node is `client/examples/roundtrip.rs`.
+//! client.delete(&path).await?;
+//! client.close().await;
+//! # node.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 mod connection_string;
 mod error;
@@ -38,10 +49,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use stemma_protocol::wire::{
-    self, GetFrame, Hello, HelloReply, PutFrame, Request, Response, PROTOCOL_VERSION,
-};
 use stemma_protocol::ManifestBuilder;
+use stemma_protocol::wire::{
+    self, GetFrame, Hello, HelloReply, PROTOCOL_VERSION, PutFrame, Request, Response,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use connection_string::ConnectionString;
@@ -168,8 +179,7 @@ impl Client {
             if n == 0 {
                 break;
             }
-            if let Err(e) = write_frame(&mut send, &PutFrame::Data(&piece[..n]), &mut frame).await
-            {
+            if let Err(e) = write_frame(&mut send, &PutFrame::Data(&piece[..n]), &mut frame).await {
                 // The node may have answered with an error and stopped reading.
                 return Err(early_answer(&mut recv).await.unwrap_or(e.into()));
             }
@@ -302,8 +312,7 @@ impl Client {
 
     /// Closes the connection politely and waits until the node has been told.
     pub async fn close(self) {
-        self.connection
-            .close(wire::close_code::DONE.into(), b"bye");
+        self.connection.close(wire::close_code::DONE.into(), b"bye");
         self.endpoint.wait_idle().await;
     }
 

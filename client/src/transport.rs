@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use stemma_protocol::wire::{self, FrameError, FRAME_HEADER_LEN};
+use stemma_protocol::wire::{self, FRAME_HEADER_LEN, FrameError};
 
 /// A stream that could not carry a frame.
 #[derive(Debug, thiserror::Error)]

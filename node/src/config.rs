@@ -132,7 +132,10 @@ mod tests {
         let e = toml::from_str::<NodeConfig>("chunksize = 5").unwrap_err();
         assert!(e.to_string().contains("chunksize"), "{e}");
         let e = toml::from_str::<NodeConfig>("durability = \"sometimes\"").unwrap_err();
-        assert!(e.to_string().contains("durability") || e.to_string().contains("sometimes"), "{e}");
+        assert!(
+            e.to_string().contains("durability") || e.to_string().contains("sometimes"),
+            "{e}"
+        );
         let c = NodeConfig {
             chunk_size: 10,
             ..Default::default()

@@ -40,7 +40,10 @@ impl Identity {
             .with_context(|| format!("cannot create data dir {}", dir.display()))?;
         let keypair = match read_if_exists(&dir.join(IDENTITY_FILE))? {
             Some(bytes) => Keypair::from_protobuf_encoding(&bytes).with_context(|| {
-                format!("{} is not a valid identity key", dir.join(IDENTITY_FILE).display())
+                format!(
+                    "{} is not a valid identity key",
+                    dir.join(IDENTITY_FILE).display()
+                )
             })?,
             None => {
                 let keypair = Keypair::generate_ed25519();
@@ -69,7 +72,9 @@ impl Identity {
                 .ok()
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty())
-                .with_context(|| format!("{} is not a valid token", dir.join(TOKEN_FILE).display()))?,
+                .with_context(|| {
+                    format!("{} is not a valid token", dir.join(TOKEN_FILE).display())
+                })?,
             None => {
                 let token = hex::encode(rand::random::<[u8; 32]>());
                 write_secret(&dir.join(TOKEN_FILE), token.as_bytes())?;

@@ -4,12 +4,12 @@
 
 pub mod cli;
 pub mod config;
+mod http;
 pub mod identity;
 pub mod metrics;
-mod http;
 mod node;
 mod server;
 pub mod store;
 
 pub use config::NodeConfig;
-pub use node::{Node, NodeInfo, NODE_FILE};
+pub use node::{NODE_FILE, Node, NodeInfo};

@@ -73,7 +73,11 @@ impl Default for Metrics {
             "Object bytes received from clients",
             m.bytes_received.clone(),
         );
-        registry.register("sent_bytes", "Object bytes sent to clients", m.bytes_sent.clone());
+        registry.register(
+            "sent_bytes",
+            "Object bytes sent to clients",
+            m.bytes_sent.clone(),
+        );
         registry.register(
             "client_connections",
             "Client connections accepted",

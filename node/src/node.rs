@@ -10,13 +10,13 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use stemma_client::ConnectionString;
 use stemma_protocol::wire::close_code;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::NodeConfig;
-use crate::identity::{write_secret, Identity};
+use crate::identity::{Identity, write_secret};
 use crate::metrics::Metrics;
-use crate::server::{self, Shared, MAX_IN_FLIGHT};
+use crate::server::{self, MAX_IN_FLIGHT, Shared};
 use crate::store::Store;
 
 /// The file a ready node writes in its data dir (mode 0600: it holds the token).

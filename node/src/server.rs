@@ -6,15 +6,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use stemma_client::transport::{self, read_frame, write_frame, StreamError};
+use stemma_client::transport::{self, StreamError, read_frame, write_frame};
 use stemma_protocol::wire::{
-    self, close_code, GetFrame, Hello, HelloReply, ListEntry, ObjectInfo, PutFrame, Request,
-    Response, WireError, MAX_LIST_PAGE, PROTOCOL_VERSION,
+    self, GetFrame, Hello, HelloReply, ListEntry, MAX_LIST_PAGE, ObjectInfo, PROTOCOL_VERSION,
+    PutFrame, Request, Response, WireError, close_code,
 };
 use stemma_protocol::{
     BucketName, ChunkId, ChunkSize, Chunker, ManifestBuilder, NameError, ObjectKey,
 };
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tracing::Instrument;
 
 use crate::identity::Identity;
@@ -46,14 +46,18 @@ pub(crate) struct Shared {
 }
 
 /// The node's QUIC endpoint, bound to `listen`.
-pub(crate) fn endpoint(identity: &Identity, listen: std::net::SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+pub(crate) fn endpoint(
+    identity: &Identity,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<quinn::Endpoint> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let cert = CertificateDer::from(identity.cert_der.clone());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.cert_key_der.clone()));
-    let mut tls = rustls::ServerConfig::builder_with_provider(stemma_client::tls::crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)?;
+    let mut tls =
+        rustls::ServerConfig::builder_with_provider(stemma_client::tls::crypto_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)?;
     tls.alpn_protocols = vec![wire::ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -131,7 +135,10 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
 }
 
 /// Returns the close code and reason on refusal.
-async fn handshake(connection: &quinn::Connection, shared: &Shared) -> Result<(), (u32, &'static str)> {
+async fn handshake(
+    connection: &quinn::Connection,
+    shared: &Shared,
+) -> Result<(), (u32, &'static str)> {
     let protocol = (close_code::PROTOCOL, "protocol");
     let (mut send, mut recv) = connection.accept_bi().await.map_err(|_| protocol)?;
     let mut buf = Vec::new();
@@ -147,7 +154,10 @@ async fn handshake(connection: &quinn::Connection, shared: &Shared) -> Result<()
             (close_code::VERSION_MISMATCH, "version_mismatch"),
         ))
     } else if blake3::hash(hello.token.as_bytes()) != shared.token_hash {
-        Some((WireError::Unauthorized, (close_code::UNAUTHORIZED, "unauthorized")))
+        Some((
+            WireError::Unauthorized,
+            (close_code::UNAUTHORIZED, "unauthorized"),
+        ))
     } else {
         None
     };
@@ -158,7 +168,9 @@ async fn handshake(connection: &quinn::Connection, shared: &Shared) -> Result<()
             node_id: shared.node_id.clone(),
         },
     };
-    write_frame(&mut send, &reply, &mut buf).await.map_err(|_| protocol)?;
+    write_frame(&mut send, &reply, &mut buf)
+        .await
+        .map_err(|_| protocol)?;
     let _ = send.finish();
     match refusal {
         None => Ok(()),
@@ -215,7 +227,11 @@ async fn serve_stream(
             } => list(shared, &bucket, prefix, start_after, limit).await,
             Request::Delete { bucket, key } => {
                 let (bucket, key) = parse_path(&bucket, &key)?;
-                shared.writer.delete(bucket, key).await.map_err(Failure::from)?;
+                shared
+                    .writer
+                    .delete(bucket, key)
+                    .await
+                    .map_err(Failure::from)?;
                 Ok(Response::Deleted)
             }
         }
@@ -323,10 +339,16 @@ fn info_of(bucket: &BucketName, key: &ObjectKey, resolved: &Resolved) -> ObjectI
     }
 }
 
-async fn resolve(shared: &Shared, bucket: BucketName, key: ObjectKey) -> Result<ObjectInfo, Failure> {
+async fn resolve(
+    shared: &Shared,
+    bucket: BucketName,
+    key: ObjectKey,
+) -> Result<ObjectInfo, Failure> {
     let store = shared.store.clone();
     let resolved = tokio::task::spawn_blocking(move || {
-        store.resolve(&bucket, &key).map(|r| info_of(&bucket, &key, &r))
+        store
+            .resolve(&bucket, &key)
+            .map(|r| info_of(&bucket, &key, &r))
     })
     .await
     .map_err(|e| Failure::Request(WireError::Internal(e.to_string())))??;
@@ -462,11 +484,18 @@ async fn wait(rx: Option<oneshot::Receiver<Result<u64, StoreError>>>) -> Result<
     }
 }
 
-async fn get(shared: &Shared, send: &mut quinn::SendStream, bucket: &str, key: &str) -> Result<Response, Failure> {
+async fn get(
+    shared: &Shared,
+    send: &mut quinn::SendStream,
+    bucket: &str,
+    key: &str,
+) -> Result<Response, Failure> {
     let (bucket, key) = parse_path(bucket, key)?;
     let store = shared.store.clone();
     let resolved = tokio::task::spawn_blocking(move || {
-        store.resolve(&bucket, &key).map(|r| (info_of(&bucket, &key, &r), r.manifest.chunks))
+        store
+            .resolve(&bucket, &key)
+            .map(|r| (info_of(&bucket, &key, &r), r.manifest.chunks))
     })
     .await
     .map_err(|e| Failure::Request(WireError::Internal(e.to_string())))?;
@@ -475,7 +504,9 @@ async fn get(shared: &Shared, send: &mut quinn::SendStream, bucket: &str, key: &
     write_frame(send, &Response::Object(info.clone()), &mut buf).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(DOWNLOAD_READ_AHEAD);
     let store = shared.store.clone();
-    tokio::task::spawn_blocking(move || store.read_chunks(&ids, |chunk| tx.blocking_send(chunk).is_ok()));
+    tokio::task::spawn_blocking(move || {
+        store.read_chunks(&ids, |chunk| tx.blocking_send(chunk).is_ok())
+    });
     let mut last = GetFrame::End;
     let mut failure = None;
     while let Some(chunk) = rx.recv().await {
@@ -488,7 +519,9 @@ async fn get(shared: &Shared, send: &mut quinn::SendStream, bucket: &str, key: &
                 if let StoreError::Corrupt(chunk) = &e {
                     tracing::error!(%chunk, bucket = %info.bucket, key = %info.key, "corrupt chunk: not served");
                 }
-                let Failure::Request(wire_error) = Failure::from(e) else { unreachable!() };
+                let Failure::Request(wire_error) = Failure::from(e) else {
+                    unreachable!()
+                };
                 failure = Some(error_label(&wire_error));
                 last = GetFrame::Error(wire_error);
                 break;

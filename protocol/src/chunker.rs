@@ -14,7 +14,11 @@ pub struct ChunkSize(u32);
 
 /// A chunk size outside the allowed range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("chunk size {got} is out of range: it must be between {} and {} bytes", ChunkSize::MIN, ChunkSize::MAX)]
+#[error(
+    "chunk size {got} is out of range: it must be between {} and {} bytes",
+    ChunkSize::MIN,
+    ChunkSize::MAX
+)]
 pub struct ChunkSizeError {
     got: u64,
 }

@@ -31,5 +31,5 @@ pub mod wire;
 
 pub use chunker::{ChunkSize, ChunkSizeError, Chunker};
 pub use id::{ChunkId, IdParseError, ObjectId};
-pub use manifest::{Manifest, ManifestBuilder, MANIFEST_FORMAT};
+pub use manifest::{MANIFEST_FORMAT, Manifest, ManifestBuilder};
 pub use name::{BucketName, NameError, ObjectKey, ObjectPath};

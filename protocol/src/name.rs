@@ -136,9 +136,9 @@ impl ObjectKey {
 impl ObjectPath {
     /// Parses `bucket/key`.
     pub fn parse(path: &str) -> Result<Self, NameError> {
-        let (bucket, key) = path.split_once('/').ok_or_else(|| NameError::Path {
-            path: path.into(),
-        })?;
+        let (bucket, key) = path
+            .split_once('/')
+            .ok_or_else(|| NameError::Path { path: path.into() })?;
         Ok(Self {
             bucket: BucketName::parse(bucket)?,
             key: ObjectKey::parse(key)?,
@@ -189,10 +189,12 @@ mod tests {
         assert!(key("/x").contains("'/'"));
         assert!(key("a\nb").contains("control"));
         assert!(key(&"k".repeat(1025)).contains("1024"));
-        assert!(ObjectPath::parse("nokey")
-            .unwrap_err()
-            .to_string()
-            .contains("BUCKET/KEY"));
+        assert!(
+            ObjectPath::parse("nokey")
+                .unwrap_err()
+                .to_string()
+                .contains("BUCKET/KEY")
+        );
         assert!(ObjectKey::check_prefix("").is_ok());
     }
 }

@@ -12,9 +12,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use stemma_client::{Client, ConnectionString};
-use stemma_node::{NodeInfo, NODE_FILE};
+use stemma_node::{NODE_FILE, NodeInfo};
 
 /// How long a node may take to write its `node.json`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -69,7 +69,10 @@ impl TestNode {
 
     /// The connection string.
     pub fn connection(&self) -> ConnectionString {
-        self.info.connection.parse().expect("node.json holds a valid connection string")
+        self.info
+            .connection
+            .parse()
+            .expect("node.json holds a valid connection string")
     }
 
     /// A client connected to this node.
@@ -111,7 +114,9 @@ impl TestNode {
 
     /// SIGTERM, then waits for a clean exit (bounded). Returns the exit status code.
     pub fn terminate(&mut self) -> anyhow::Result<Option<i32>> {
-        let Some(mut child) = self.child.take() else { return Ok(None) };
+        let Some(mut child) = self.child.take() else {
+            return Ok(None);
+        };
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()?;
@@ -183,15 +188,23 @@ fn spawn(dir: &Path, extra_args: &[String]) -> anyhow::Result<(Child, NodeInfo)>
 pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") {
         bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
     }
     // axum may answer chunked: drop the chunk-size lines if so.
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = String::new();
         let mut rest = body;
         while let Some((size, tail)) = rest.split_once("\r\n") {

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use stemma_client::{Client, ConnectionString, Error, ObjectPath, PutOptions};
 use stemma_protocol::wire::{
-    self, close_code, Hello, HelloReply, Request, Response, WireError, MAX_FRAME_LEN,
-    PROTOCOL_VERSION,
+    self, Hello, HelloReply, MAX_FRAME_LEN, PROTOCOL_VERSION, Request, Response, WireError,
+    close_code,
 };
-use stemma_tests::{raw_connect, TestNode};
+use stemma_tests::{TestNode, raw_connect};
 
 /// Opens a raw connection and completes the handshake by hand.
 async fn authenticated(target: &ConnectionString) -> anyhow::Result<quinn::Connection> {
@@ -30,7 +30,10 @@ async fn authenticated(target: &ConnectionString) -> anyhow::Result<quinn::Conne
 
 /// Sends `bytes` on a new request stream and returns how the node closed the
 /// connection.
-async fn send_raw(conn: &quinn::Connection, bytes: &[u8]) -> anyhow::Result<quinn::ConnectionError> {
+async fn send_raw(
+    conn: &quinn::Connection,
+    bytes: &[u8],
+) -> anyhow::Result<quinn::ConnectionError> {
     let (mut send, _recv) = conn.open_bi().await?;
     send.write_all(bytes).await?;
     send.finish()?;
@@ -43,7 +46,9 @@ fn closed_for_protocol(e: &quinn::ConnectionError) -> bool {
 
 async fn still_serving(node: &TestNode, client: &Client) -> anyhow::Result<()> {
     let path = ObjectPath::parse("okay/still-here")?;
-    client.put(&path, &b"alive"[..], PutOptions::default(), |_| {}).await?;
+    client
+        .put(&path, &b"alive"[..], PutOptions::default(), |_| {})
+        .await?;
     let fresh = node.client().await?;
     let mut out = Vec::new();
     fresh.get(&path, &mut out, |_| {}).await?;
@@ -99,20 +104,37 @@ async fn a_wrong_token_gets_nothing() -> anyhow::Result<()> {
     let conn = raw_connect(&target).await?;
     let (mut send, _recv) = conn.open_bi().await?;
     let mut buf = Vec::new();
-    wire::encode(&Request::Head { bucket: "abc".into(), key: "k".into() }, &mut buf)?;
+    wire::encode(
+        &Request::Head {
+            bucket: "abc".into(),
+            key: "k".into(),
+        },
+        &mut buf,
+    )?;
     send.write_all(&buf).await?;
     send.finish()?;
     let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await?;
-    assert!(matches!(closed, quinn::ConnectionError::ApplicationClosed(_)), "{closed}");
+    assert!(
+        matches!(closed, quinn::ConnectionError::ApplicationClosed(_)),
+        "{closed}"
+    );
 
     // The CLI has an exit code for it.
     let conn_string = target.to_string();
     let out = std::process::Command::new(stemma_tests::stemma_bin())
         .args(["ls", "anything", "--node", &conn_string])
         .output()?;
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
-    assert_eq!(node.metric("stemma_request_errors_total{kind=\"handshake\",error=\"unauthorized\"}")?, 2.0);
+    assert_eq!(
+        node.metric("stemma_request_errors_total{kind=\"handshake\",error=\"unauthorized\"}")?,
+        2.0
+    );
     Ok(())
 }
 
@@ -123,14 +145,23 @@ async fn a_version_mismatch_is_named() -> anyhow::Result<()> {
     let conn = raw_connect(&target).await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     let mut buf = Vec::new();
-    wire::encode(&Hello { version: 99, token: target.token.clone() }, &mut buf)?;
+    wire::encode(
+        &Hello {
+            version: 99,
+            token: target.token.clone(),
+        },
+        &mut buf,
+    )?;
     send.write_all(&buf).await?;
     send.finish()?;
     let reply = recv.read_to_end(1 << 20).await?;
     let reply: HelloReply = wire::decode(&reply[4..])?;
     assert_eq!(
         reply,
-        HelloReply::Rejected(WireError::VersionMismatch { client: 99, node: PROTOCOL_VERSION })
+        HelloReply::Rejected(WireError::VersionMismatch {
+            client: 99,
+            node: PROTOCOL_VERSION
+        })
     );
     Ok(())
 }
@@ -150,12 +181,20 @@ async fn bad_names_are_refused_with_the_rule() -> anyhow::Result<()> {
     let conn = authenticated(&node.connection()).await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     let mut buf = Vec::new();
-    wire::encode(&Request::Head { bucket: "ok-bucket".into(), key: "/abs".into() }, &mut buf)?;
+    wire::encode(
+        &Request::Head {
+            bucket: "ok-bucket".into(),
+            key: "/abs".into(),
+        },
+        &mut buf,
+    )?;
     send.write_all(&buf).await?;
     send.finish()?;
     let reply = recv.read_to_end(1 << 20).await?;
     match wire::decode::<Response>(&reply[4..])? {
-        Response::Error(WireError::InvalidName(msg)) => assert!(msg.contains("does not start with '/'"), "{msg}"),
+        Response::Error(WireError::InvalidName(msg)) => {
+            assert!(msg.contains("does not start with '/'"), "{msg}")
+        }
         other => panic!("expected an invalid-name error, got {other:?}"),
     }
     Ok(())
@@ -166,13 +205,35 @@ async fn an_upload_that_lies_about_its_size_is_not_stored() -> anyhow::Result<()
     let node = TestNode::start(&[])?;
     let client = node.client().await?;
     let path = ObjectPath::parse("liar/short")?;
-    let options = PutOptions { size: Some(10), ..Default::default() };
-    let err = client.put(&path, &b"12345"[..], options, |_| {}).await.unwrap_err();
+    let options = PutOptions {
+        size: Some(10),
+        ..Default::default()
+    };
+    let err = client
+        .put(&path, &b"12345"[..], options, |_| {})
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("announced 10"), "{err}");
-    let options = PutOptions { size: Some(3), ..Default::default() };
-    let err = client.put(&path, &b"12345"[..], options, |_| {}).await.unwrap_err();
-    assert!(err.to_string().contains("more than the 3 announced"), "{err}");
-    assert!(matches!(client.head(&path).await.unwrap_err(), Error::NotFound(_)));
-    assert_eq!(node.metric("stemma_stored_bytes")?, 0.0, "nothing of the lies was kept");
+    let options = PutOptions {
+        size: Some(3),
+        ..Default::default()
+    };
+    let err = client
+        .put(&path, &b"12345"[..], options, |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("more than the 3 announced"),
+        "{err}"
+    );
+    assert!(matches!(
+        client.head(&path).await.unwrap_err(),
+        Error::NotFound(_)
+    ));
+    assert_eq!(
+        node.metric("stemma_stored_bytes")?,
+        0.0,
+        "nothing of the lies was kept"
+    );
     Ok(())
 }

@@ -4,11 +4,15 @@ use std::time::{Duration, Instant};
 
 use stemma_client::{BucketName, Error, ObjectPath, PutOptions};
 use stemma_protocol::{ChunkId, ChunkSize};
-use stemma_tests::{file_hash, random_file, seed_from_env, TestNode};
+use stemma_tests::{TestNode, file_hash, random_file, seed_from_env};
 
 const MIB: u64 = 1024 * 1024;
 
-async fn put_file(node: &TestNode, path: &str, file: &std::path::Path) -> anyhow::Result<stemma_client::Stored> {
+async fn put_file(
+    node: &TestNode,
+    path: &str,
+    file: &std::path::Path,
+) -> anyhow::Result<stemma_client::Stored> {
     let client = node.client().await?;
     let stored = client
         .put(
@@ -25,7 +29,9 @@ async fn put_file(node: &TestNode, path: &str, file: &std::path::Path) -> anyhow
 async fn get_hash(node: &TestNode, path: &str) -> anyhow::Result<blake3::Hash> {
     let client = node.client().await?;
     let mut out = Vec::new();
-    client.get(&ObjectPath::parse(path)?, &mut out, |_| {}).await?;
+    client
+        .get(&ObjectPath::parse(path)?, &mut out, |_| {})
+        .await?;
     Ok(blake3::hash(&out))
 }
 
@@ -73,14 +79,20 @@ async fn everything_survives_a_restart() -> anyhow::Result<()> {
     }
     let node_id = node.info.node_id.clone();
     assert_eq!(node.terminate()?, Some(0), "SIGTERM is a clean exit");
-    assert!(!node.dir.join("node.json").exists(), "a stopped node removes node.json");
+    assert!(
+        !node.dir.join("node.json").exists(),
+        "a stopped node removes node.json"
+    );
     node.restart()?;
     assert_eq!(node.info.node_id, node_id, "the identity is kept");
     for (key, hash) in &expected {
         assert_eq!(get_hash(&node, key).await?, *hash, "{key}");
     }
     let client = node.client().await?;
-    assert_eq!(client.list(&BucketName::parse("keep")?, "").await?.len(), expected.len());
+    assert_eq!(
+        client.list(&BucketName::parse("keep")?, "").await?.len(),
+        expected.len()
+    );
     Ok(())
 }
 
@@ -119,7 +131,10 @@ async fn a_put_killed_midway_leaves_no_trace_and_harms_nothing() -> anyhow::Resu
     }
     node.kill();
     let outcome = upload.await?;
-    assert!(outcome.is_err(), "an upload cut by a crash is not acknowledged");
+    assert!(
+        outcome.is_err(),
+        "an upload cut by a crash is not acknowledged"
+    );
 
     node.restart()?;
     let client = node.client().await?;
@@ -129,8 +144,14 @@ async fn a_put_killed_midway_leaves_no_trace_and_harms_nothing() -> anyhow::Resu
         .unwrap_err();
     assert!(matches!(missing, Error::NotFound(_)), "{missing}");
     let listed = client.list(&BucketName::parse("crash")?, "").await?;
-    assert_eq!(listed.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["earlier"]);
-    assert_eq!(get_hash(&node, "crash/earlier").await?, file_hash(&earlier)?);
+    assert_eq!(
+        listed.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        ["earlier"]
+    );
+    assert_eq!(
+        get_hash(&node, "crash/earlier").await?,
+        file_hash(&earlier)?
+    );
     assert_eq!(
         node.metric("stemma_stored_bytes")?,
         stored_before,
@@ -166,7 +187,11 @@ async fn a_corrupt_chunk_is_reported_with_its_id_and_never_returned() -> anyhow:
         Error::Corrupt { chunk: id } => assert_eq!(id, bad),
         other => panic!("expected a corruption error, got {other}"),
     }
-    assert_eq!(out, data[..chunk], "only bytes before the corrupt chunk, all verified");
+    assert_eq!(
+        out,
+        data[..chunk],
+        "only bytes before the corrupt chunk, all verified"
+    );
 
     // CLI: its own exit code, the chunk id in the message, no output file left.
     let dst = work.path().join("out");
@@ -174,7 +199,15 @@ async fn a_corrupt_chunk_is_reported_with_its_id_and_never_returned() -> anyhow:
     assert_eq!(get.status.code(), Some(7));
     assert!(String::from_utf8_lossy(&get.stderr).contains(&bad.to_string()));
     assert!(!dst.exists());
-    assert!(std::fs::read_dir(work.path())?.all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".partial")));
-    assert_eq!(node.metric("stemma_request_errors_total{kind=\"get\",error=\"corrupt\"}")?, 2.0);
+    assert!(std::fs::read_dir(work.path())?.all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".partial")
+    }));
+    assert_eq!(
+        node.metric("stemma_request_errors_total{kind=\"get\",error=\"corrupt\"}")?,
+        2.0
+    );
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use stemma_client::{BucketName, ObjectPath, PutOptions};
 use stemma_protocol::ChunkSize;
-use stemma_tests::{file_hash, random_file, seed_from_env, TestNode};
+use stemma_tests::{TestNode, file_hash, random_file, seed_from_env};
 
 const CHUNK: u64 = ChunkSize::DEFAULT.bytes() as u64;
 
@@ -37,7 +37,11 @@ async fn library_round_trips_are_byte_identical() -> anyhow::Result<()> {
             .await?;
         assert_eq!(stored.info.size, *size, "{name}: stored size");
         assert_eq!(last_progress, *size, "{name}: progress reaches the size");
-        assert_eq!(stored.info.chunks, size.div_ceil(CHUNK), "{name}: chunk count");
+        assert_eq!(
+            stored.info.chunks,
+            size.div_ceil(CHUNK),
+            "{name}: chunk count"
+        );
 
         let dst = work.path().join(format!("{name}.out"));
         let out = tokio::fs::File::create(&dst).await?;
@@ -62,13 +66,21 @@ fn cli_round_trips_are_byte_identical() -> anyhow::Result<()> {
         random_file(&src, *size, seed + i as u64)?;
         let target = format!("cli/{name}");
         let put = node.cli(&["put", src.to_str().unwrap(), &target, "--json"]);
-        assert!(put.status.success(), "put {name}: {}", String::from_utf8_lossy(&put.stderr));
+        assert!(
+            put.status.success(),
+            "put {name}: {}",
+            String::from_utf8_lossy(&put.stderr)
+        );
         let json: serde_json::Value = serde_json::from_slice(&put.stdout)?;
         assert_eq!(json["size"], *size);
 
         let dst = work.path().join(format!("{name}.out"));
         let get = node.cli(&["get", &target, "-o", dst.to_str().unwrap(), "--quiet"]);
-        assert!(get.status.success(), "get {name}: {}", String::from_utf8_lossy(&get.stderr));
+        assert!(
+            get.status.success(),
+            "get {name}: {}",
+            String::from_utf8_lossy(&get.stderr)
+        );
         assert_eq!(file_hash(&src)?, file_hash(&dst)?, "{name}: content");
     }
     // Standard output as the destination.
@@ -90,7 +102,11 @@ fn cli_round_trips_are_byte_identical() -> anyhow::Result<()> {
     assert_eq!(info["chunks"], 1);
     assert!(node.cli(&["rm", "cli/one-chunk"]).status.success());
     let gone = node.cli(&["stat", "cli/one-chunk"]);
-    assert_eq!(gone.status.code(), Some(3), "not found has its own exit code");
+    assert_eq!(
+        gone.status.code(),
+        Some(3),
+        "not found has its own exit code"
+    );
     assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"));
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{exit, objects::DEV_DIR, wait_for_signal, Output};
+use super::{Output, exit, objects::DEV_DIR, wait_for_signal};
 use crate::{Node, NodeConfig};
 
 #[derive(Debug, Args)]

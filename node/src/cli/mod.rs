@@ -9,10 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Durability, NodeConfig};
 use crate::Node;
+use crate::config::{Durability, NodeConfig};
 
-const ABOUT: &str = "Stemma: a peer-to-peer replicated store for edge sites, with a data-lineage graph.";
+const ABOUT: &str =
+    "Stemma: a peer-to-peer replicated store for edge sites, with a data-lineage graph.";
 
 const EXAMPLES: &str = "\
 Getting started:
@@ -59,7 +60,13 @@ struct Cli {
     output: Output,
     /// The node to talk to: a connection string (stemma://HOST:PORT?pin=…&token=…)
     /// or a node's data dir.
-    #[arg(long, global = true, env = "STEMMA_NODE", hide_env_values = true, value_name = "CONN")]
+    #[arg(
+        long,
+        global = true,
+        env = "STEMMA_NODE",
+        hide_env_values = true,
+        value_name = "CONN"
+    )]
     node: Option<String>,
 }
 
@@ -224,7 +231,7 @@ async fn run_node(args: &RunArgs) -> u8 {
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub(crate) async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -9,8 +9,8 @@ use stemma_client::{
     BucketName, Client, ConnectionString, Error, ObjectInfo, ObjectKey, ObjectPath, PutOptions,
 };
 
-use super::{exit, Output};
-use crate::{NodeInfo, NODE_FILE};
+use super::{Output, exit};
+use crate::{NODE_FILE, NodeInfo};
 
 /// Where `stemma dev` keeps its node, and so where client commands look last.
 pub(crate) const DEV_DIR: &str = "stemma-dev";
@@ -79,7 +79,10 @@ fn finish(output: Output, result: Result<(), Failed>) -> u8 {
         Ok(()) => 0,
         Err(Failed(code, message)) => {
             if output.json {
-                println!("{}", serde_json::json!({ "error": message, "exit_code": code }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": message, "exit_code": code })
+                );
             } else {
                 eprintln!("error: {message}");
             }
@@ -142,9 +145,8 @@ fn progress(output: Output, len: Option<u64>, verb: &str) -> ProgressBar {
         Some(len) => ProgressBar::new(len),
         None => ProgressBar::no_length(),
     };
-    let template = format!(
-        "{verb} {{bar:30}} {{bytes}}/{{total_bytes}} {{binary_bytes_per_sec}} eta {{eta}}"
-    );
+    let template =
+        format!("{verb} {{bar:30}} {{bytes}}/{{total_bytes}} {{binary_bytes_per_sec}} eta {{eta}}");
     bar.set_style(ProgressStyle::with_template(&template).unwrap_or(ProgressStyle::default_bar()));
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
@@ -226,7 +228,9 @@ async fn get_inner(node: Option<String>, output: Output, args: GetArgs) -> Resul
             None => {
                 let name = path.key.as_str().rsplit('/').next().unwrap_or_default();
                 if name.is_empty() || name == "." || name == ".." {
-                    return Err(usage(format!("cannot name a file after {path}: pass -o FILE")));
+                    return Err(usage(format!(
+                        "cannot name a file after {path}: pass -o FILE"
+                    )));
                 }
                 PathBuf::from(name)
             }
@@ -293,7 +297,12 @@ async fn ls_inner(node: Option<String>, output: Output, args: LsArgs) -> Result<
         println!("{}", serde_json::Value::Array(rows));
     } else {
         for e in &entries {
-            println!("{:>10}  {}  {}", human_bytes(e.size), rfc3339(e.modified_ms), e.key);
+            println!(
+                "{:>10}  {}  {}",
+                human_bytes(e.size),
+                rfc3339(e.modified_ms),
+                e.key
+            );
         }
         if !output.quiet && entries.is_empty() {
             eprintln!("no keys in {bucket} start with {prefix:?}");
@@ -315,10 +324,17 @@ async fn stat_inner(node: Option<String>, output: Output, args: PathArg) -> Resu
         println!("{}", info_json(&info));
     } else {
         println!("path:          {path}");
-        println!("size:          {} ({} bytes)", human_bytes(info.size), info.size);
+        println!(
+            "size:          {} ({} bytes)",
+            human_bytes(info.size),
+            info.size
+        );
         println!("object id:     {}", info.object_id);
         println!("chunks:        {}", info.chunks);
-        println!("content type:  {}", info.content_type.as_deref().unwrap_or("-"));
+        println!(
+            "content type:  {}",
+            info.content_type.as_deref().unwrap_or("-")
+        );
         println!("modified:      {}", rfc3339(info.modified_ms));
         for (k, v) in &info.metadata {
             println!("meta:          {k}={v}");

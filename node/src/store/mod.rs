@@ -1,7 +1,7 @@
 //! The node's store: chunks, manifests and names in one redb file.
 //!
 //! Reads run concurrently on read transactions; every write goes through one
-//! writer thread ([`writer`]) that folds many requests into one transaction.
+//! writer thread ([`Writer`]) that folds many requests into one transaction.
 //! Names only ever point at manifests whose chunks are all stored, and a manifest
 //! is committed only once all its chunks are; so an interrupted upload leaves at
 //! most orphan chunks, which are freed at the next start, and nothing half-written
@@ -25,7 +25,9 @@ pub use writer::{Durability, Writer};
 #[non_exhaustive]
 pub enum StoreError {
     /// Another process has the store open.
-    #[error("the store {0} is in use by another process (is a node already running on this data dir?)")]
+    #[error(
+        "the store {0} is in use by another process (is a node already running on this data dir?)"
+    )]
     InUse(PathBuf),
     /// No such object.
     #[error("not found: {0}")]
@@ -145,9 +147,12 @@ impl Store {
     fn create_tables(&self) -> Result<(), StoreError> {
         let txn = self.db.begin_write().context("creating tables")?;
         txn.open_table(tables::CHUNKS).context("creating tables")?;
-        txn.open_table(tables::CHUNK_REFS).context("creating tables")?;
-        txn.open_table(tables::MANIFESTS).context("creating tables")?;
-        txn.open_table(tables::OBJECT_REFS).context("creating tables")?;
+        txn.open_table(tables::CHUNK_REFS)
+            .context("creating tables")?;
+        txn.open_table(tables::MANIFESTS)
+            .context("creating tables")?;
+        txn.open_table(tables::OBJECT_REFS)
+            .context("creating tables")?;
         txn.open_table(tables::NAMES).context("creating tables")?;
         txn.open_table(tables::STATS).context("creating tables")?;
         txn.commit().context("creating tables")
@@ -175,14 +180,19 @@ impl Store {
             context: "reading a name",
             message: format!("undecodable record for {bucket}/{key}"),
         })?;
-        let manifests = txn.open_table(tables::MANIFESTS).context("reading a manifest")?;
+        let manifests = txn
+            .open_table(tables::MANIFESTS)
+            .context("reading a manifest")?;
         let manifest = manifests
             .get(record.object_id.as_bytes())
             .context("reading a manifest")?
             .and_then(|m| Manifest::decode(m.value()))
             .ok_or(StoreError::Storage {
                 context: "reading a manifest",
-                message: format!("manifest {} of {bucket}/{key} is missing or undecodable", record.object_id),
+                message: format!(
+                    "manifest {} of {bucket}/{key} is missing or undecodable",
+                    record.object_id
+                ),
             })?;
         Ok(Resolved { record, manifest })
     }
@@ -225,7 +235,10 @@ impl Store {
     pub fn has_chunk(&self, id: &ChunkId) -> Result<bool, StoreError> {
         let txn = self.db.begin_read().context("reading a chunk")?;
         let table = txn.open_table(tables::CHUNKS).context("reading a chunk")?;
-        Ok(table.get(id.as_bytes()).context("reading a chunk")?.is_some())
+        Ok(table
+            .get(id.as_bytes())
+            .context("reading a chunk")?
+            .is_some())
     }
 
     /// Up to `limit` names of `bucket` that start with `prefix`, after
@@ -270,7 +283,11 @@ impl Store {
         let txn = self.db.begin_read().context("reading stats")?;
         let table = txn.open_table(tables::STATS).context("reading stats")?;
         let get = |k| -> Result<u64, StoreError> {
-            Ok(table.get(k).context("reading stats")?.map(|v| v.value()).unwrap_or(0))
+            Ok(table
+                .get(k)
+                .context("reading stats")?
+                .map(|v| v.value())
+                .unwrap_or(0))
         };
         Ok(StoreStats {
             objects: get(tables::stat::OBJECTS)?,
@@ -287,7 +304,9 @@ impl Store {
         let db = Database::create(data_dir.join(STORE_FILE)).context("opening the store")?;
         let txn = db.begin_write().context("corrupting a chunk")?;
         {
-            let mut table = txn.open_table(tables::CHUNKS).context("corrupting a chunk")?;
+            let mut table = txn
+                .open_table(tables::CHUNKS)
+                .context("corrupting a chunk")?;
             let mut bytes = table
                 .get(id.as_bytes())
                 .context("corrupting a chunk")?

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectId, ObjectKey};
 use tokio::sync::{mpsc, oneshot};
 
-use super::tables::{self, stat, NameRecord};
+use super::tables::{self, NameRecord, stat};
 use super::{Context, Store, StoreError};
 
 /// When an acknowledged write is on disk.
@@ -186,7 +186,9 @@ fn run(store: Store, durability: Durability, mut rx: mpsc::Receiver<Op>) {
     let mut last_sync = Instant::now();
     let mut stopping = false;
     while !stopping {
-        let Some(first) = rx.blocking_recv() else { break };
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
         let mut bytes = first.bytes();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH_OPS && bytes < MAX_BATCH_BYTES {
@@ -220,12 +222,18 @@ fn run(store: Store, durability: Durability, mut rx: mpsc::Receiver<Op>) {
 
 /// A reply waiting for its transaction to commit.
 enum Pending {
-    Bytes(oneshot::Sender<Result<u64, StoreError>>, Result<u64, StoreError>),
+    Bytes(
+        oneshot::Sender<Result<u64, StoreError>>,
+        Result<u64, StoreError>,
+    ),
     Name(
         oneshot::Sender<Result<NameRecord, StoreError>>,
         Result<NameRecord, StoreError>,
     ),
-    Unit(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
+    Unit(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
 }
 
 impl Pending {
@@ -328,16 +336,27 @@ impl<'t> Tables<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Tables {
             chunks: txn.open_table(tables::CHUNKS).context("opening tables")?,
-            chunk_refs: txn.open_table(tables::CHUNK_REFS).context("opening tables")?,
-            manifests: txn.open_table(tables::MANIFESTS).context("opening tables")?,
-            object_refs: txn.open_table(tables::OBJECT_REFS).context("opening tables")?,
+            chunk_refs: txn
+                .open_table(tables::CHUNK_REFS)
+                .context("opening tables")?,
+            manifests: txn
+                .open_table(tables::MANIFESTS)
+                .context("opening tables")?,
+            object_refs: txn
+                .open_table(tables::OBJECT_REFS)
+                .context("opening tables")?,
             names: txn.open_table(tables::NAMES).context("opening tables")?,
             stats: txn.open_table(tables::STATS).context("opening tables")?,
         })
     }
 
     fn bump(&mut self, key: &str, delta: i64) -> Result<(), StoreError> {
-        let now = self.stats.get(key).context("updating stats")?.map(|v| v.value()).unwrap_or(0);
+        let now = self
+            .stats
+            .get(key)
+            .context("updating stats")?
+            .map(|v| v.value())
+            .unwrap_or(0);
         let new = now.saturating_add_signed(delta);
         self.stats.insert(key, new).context("updating stats")?;
         Ok(())
@@ -346,7 +365,12 @@ impl<'t> Tables<'t> {
     fn write_chunks(&mut self, chunks: &[(ChunkId, Vec<u8>)]) -> Result<u64, StoreError> {
         let mut added = 0u64;
         for (id, data) in chunks {
-            if self.chunks.get(id.as_bytes()).context("writing a chunk")?.is_some() {
+            if self
+                .chunks
+                .get(id.as_bytes())
+                .context("writing a chunk")?
+                .is_some()
+            {
                 continue;
             }
             self.chunks
@@ -369,9 +393,19 @@ impl<'t> Tables<'t> {
     ) -> Result<NameRecord, StoreError> {
         let object_id = manifest.object_id();
         let oid = object_id.as_bytes();
-        if self.manifests.get(oid).context("reading a manifest")?.is_none() {
+        if self
+            .manifests
+            .get(oid)
+            .context("reading a manifest")?
+            .is_none()
+        {
             for id in &manifest.chunks {
-                if self.chunks.get(id.as_bytes()).context("checking chunks")?.is_none() {
+                if self
+                    .chunks
+                    .get(id.as_bytes())
+                    .context("checking chunks")?
+                    .is_none()
+                {
                     return Err(StoreError::MissingChunk(*id));
                 }
             }
@@ -400,7 +434,12 @@ impl<'t> Tables<'t> {
         Ok(record)
     }
 
-    fn delete(&mut self, store: &Store, bucket: &BucketName, key: &ObjectKey) -> Result<(), StoreError> {
+    fn delete(
+        &mut self,
+        store: &Store,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<(), StoreError> {
         let old = self
             .names
             .remove((bucket.as_str(), key.as_str()))
@@ -420,9 +459,13 @@ impl<'t> Tables<'t> {
             .unwrap_or(0);
         let new = now.saturating_add_signed(delta);
         if new == 0 {
-            self.object_refs.remove(id.as_bytes()).context("counting references")?;
+            self.object_refs
+                .remove(id.as_bytes())
+                .context("counting references")?;
         } else {
-            self.object_refs.insert(id.as_bytes(), new).context("counting references")?;
+            self.object_refs
+                .insert(id.as_bytes(), new)
+                .context("counting references")?;
         }
         Ok(new)
     }
@@ -436,9 +479,13 @@ impl<'t> Tables<'t> {
             .unwrap_or(0);
         let new = now.saturating_add_signed(delta);
         if new == 0 {
-            self.chunk_refs.remove(id.as_bytes()).context("counting references")?;
+            self.chunk_refs
+                .remove(id.as_bytes())
+                .context("counting references")?;
         } else {
-            self.chunk_refs.insert(id.as_bytes(), new).context("counting references")?;
+            self.chunk_refs
+                .insert(id.as_bytes(), new)
+                .context("counting references")?;
         }
         Ok(new)
     }
@@ -467,7 +514,11 @@ impl<'t> Tables<'t> {
 
     fn release_orphans(&mut self, store: &Store, chunks: &[ChunkId]) -> Result<(), StoreError> {
         for chunk in chunks {
-            let referenced = self.chunk_refs.get(chunk.as_bytes()).context("freeing")?.is_some();
+            let referenced = self
+                .chunk_refs
+                .get(chunk.as_bytes())
+                .context("freeing")?
+                .is_some();
             if !referenced && !store.pins.contains(chunk) {
                 self.free_chunk(chunk)?;
             }
@@ -500,7 +551,11 @@ fn free_orphans(store: &Store) -> Result<usize, StoreError> {
         for row in t.chunks.iter().context("freeing orphan chunks")? {
             let (id, _) = row.context("freeing orphan chunks")?;
             let id = ChunkId::from_bytes(*id.value());
-            if t.chunk_refs.get(id.as_bytes()).context("freeing orphan chunks")?.is_none() {
+            if t.chunk_refs
+                .get(id.as_bytes())
+                .context("freeing orphan chunks")?
+                .is_none()
+            {
                 orphans.push(id);
             }
         }

@@ -35,7 +35,8 @@ pub fn encode<T: Serialize + ?Sized>(msg: &T, out: &mut Vec<u8>) -> Result<(), F
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
     let mut out_buf = std::mem::take(out);
-    out_buf = postcard::to_extend(msg, out_buf).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    out_buf =
+        postcard::to_extend(msg, out_buf).map_err(|e| FrameError::Malformed(e.to_string()))?;
     *out = out_buf;
     let len = out.len() - start - FRAME_HEADER_LEN;
     if len > MAX_FRAME_LEN {
@@ -96,18 +97,31 @@ mod tests {
     #[test]
     fn oversized_lengths_are_rejected_before_reading() {
         let header = ((MAX_FRAME_LEN + 1) as u32).to_le_bytes();
-        assert!(matches!(decode_len(header), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            decode_len(header),
+            Err(FrameError::TooLarge { .. })
+        ));
         assert_eq!(decode_len([0; 4]), Err(FrameError::Empty));
         let too_big = PutFrame::Data(&[0u8; MAX_FRAME_LEN]);
         let mut buf = vec![9];
-        assert!(matches!(encode(&too_big, &mut buf), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            encode(&too_big, &mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
         assert_eq!(buf, vec![9], "a failed encode leaves the buffer as it was");
     }
 
     #[test]
     fn truncated_and_trailing_payloads_are_errors() {
         let mut buf = Vec::new();
-        encode(&Request::Head { bucket: "abc".into(), key: "k".into() }, &mut buf).unwrap();
+        encode(
+            &Request::Head {
+                bucket: "abc".into(),
+                key: "k".into(),
+            },
+            &mut buf,
+        )
+        .unwrap();
         let (_, payload) = split(&buf);
         assert!(decode::<Request>(&payload[..payload.len() - 1]).is_err());
         let mut longer = payload.to_vec();

@@ -173,7 +173,9 @@ pub enum WireError {
     #[error("not found: {0}")]
     NotFound(String),
     /// The token was missing or wrong.
-    #[error("unauthorized: the access token is wrong (take the connection string from the node's node.json)")]
+    #[error(
+        "unauthorized: the access token is wrong (take the connection string from the node's node.json)"
+    )]
     Unauthorized,
     /// The protocol versions differ.
     #[error("protocol version mismatch: this client speaks {client}, the node speaks {node}")]

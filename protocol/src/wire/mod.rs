@@ -19,7 +19,7 @@
 mod frame;
 mod message;
 
-pub use frame::{decode, decode_len, encode, FrameError, FRAME_HEADER_LEN, MAX_FRAME_LEN};
+pub use frame::{FRAME_HEADER_LEN, FrameError, MAX_FRAME_LEN, decode, decode_len, encode};
 pub use message::{
     GetFrame, Hello, HelloReply, ListEntry, ObjectInfo, PutFrame, Request, Response, WireError,
 };
