@@ -211,3 +211,51 @@ async fn a_corrupt_chunk_is_reported_with_its_id_and_never_returned() -> anyhow:
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_put_either_finishes_it_or_rolls_it_back() -> anyhow::Result<()> {
+    let seed = seed_from_env(7);
+    let mut node = TestNode::start(&[])?;
+    let work = tempfile::tempdir()?;
+    let big = work.path().join("big");
+    random_file(&big, 100 * MIB, seed)?;
+    let connection = node.info.connection.clone();
+    let big_path = big.clone();
+    let upload = tokio::spawn(async move {
+        let client = stemma_client::Client::connect(&connection).await?;
+        client
+            .put(
+                &ObjectPath::parse("term/inflight")?,
+                tokio::fs::File::open(&big_path).await?,
+                PutOptions::default(),
+                |_| {},
+            )
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while node.metric("stemma_received_bytes_total")? < (20 * MIB) as f64 {
+        assert!(Instant::now() < deadline, "the upload never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(node.terminate()?, Some(0), "a graceful stop exits 0");
+    let acknowledged = upload.await?.is_ok();
+    node.restart()?;
+    let client = node.client().await?;
+    let path = ObjectPath::parse("term/inflight")?;
+    if acknowledged {
+        assert_eq!(get_hash(&node, "term/inflight").await?, file_hash(&big)?);
+    } else {
+        assert!(matches!(client.head(&path).await, Err(Error::NotFound(_))));
+        assert_eq!(node.metric("stemma_stored_bytes")?, 0.0);
+    }
+    eprintln!(
+        "the in-flight put was {}",
+        if acknowledged {
+            "finished"
+        } else {
+            "rolled back"
+        }
+    );
+    Ok(())
+}
