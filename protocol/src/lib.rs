@@ -25,8 +25,10 @@
 
 mod chunker;
 mod id;
+pub mod lineage;
 mod manifest;
 mod name;
+pub mod sql;
 pub mod wire;
 
 pub use chunker::{ChunkSize, ChunkSizeError, Chunker};
