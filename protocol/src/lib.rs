@@ -27,6 +27,7 @@ mod chunker;
 mod id;
 pub mod lineage;
 mod manifest;
+pub mod membership;
 mod name;
 pub mod sql;
 pub mod wire;

@@ -1,0 +1,50 @@
+//! Membership settings, with presets for a LAN and a WAN.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// SWIM settings. Build one with [`MembershipConfig::lan`] or
+/// [`MembershipConfig::wan`]; every field of the underlying foca config is public
+/// for researchers who want to tune it.
+#[derive(Debug, Clone)]
+pub struct MembershipConfig {
+    /// The SWIM parameters.
+    pub swim: foca::Config,
+    /// Whether members exchange metadata (zone, capacity, addresses). A simulation
+    /// that does not need it can turn it off to save memory.
+    pub metadata: bool,
+}
+
+impl MembershipConfig {
+    /// A LAN or a single site: probe every second with a 500 ms round trip,
+    /// suspicion lasting 4 × log10(N) probe periods (memberlist's LAN rule),
+    /// gossip to 3 members every 200 ms, announce every 30 s, and retry members
+    /// declared down every 65 s so partitions heal by themselves.
+    pub fn lan(expected_members: u32) -> Self {
+        Self {
+            swim: foca::Config::new_lan(size(expected_members)),
+            metadata: true,
+        }
+    }
+
+    /// Sites linked over a WAN: probe every 5 s with a 3 s round trip, suspicion
+    /// of 6 × log10(N) probe periods (memberlist's WAN rule), gossip every
+    /// 500 ms, announce every 60 s, retry down members every 125 s.
+    pub fn wan(expected_members: u32) -> Self {
+        Self {
+            swim: foca::Config::new_wan(size(expected_members)),
+            metadata: true,
+        }
+    }
+
+    /// The longest time from a crash to every member declaring it dead, when
+    /// messages flow: one probe period to notice, the suspicion timeout, and the
+    /// time for the verdict to spread.
+    pub fn detection_bound(&self) -> Duration {
+        self.swim.probe_period * 2 + self.swim.probe_rtt + self.swim.suspect_to_down_after
+    }
+}
+
+fn size(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n.max(1)).expect("max(1) is never zero")
+}

@@ -1,0 +1,493 @@
+//! Membership: who is in the cluster and who is alive, agreed without a
+//! coordinator.
+//!
+//! [`Membership`] wraps the sans-IO SWIM implementation of the `foca` crate
+//! (direct and indirect probes, suspicion refuted by incarnation, piggybacked
+//! dissemination with a bounded retransmission budget, graceful leave, periodic
+//! announce and gossip) and adds what Stemma needs on top: admission by cluster
+//! secret ([`ClusterKey`]), member metadata (zone, capacity, addresses,
+//! version), a distinction between members that *left* and members that *died*,
+//! the time each member was last heard from, and counters.
+//!
+//! It does no I/O. Inputs: bytes received ([`Membership::handle_data`]), timers
+//! that fired ([`Membership::handle_timer`]), and commands (join, leave), each
+//! with the current time. Outputs ([`Output`]): bytes to send to a member,
+//! timers to set, and events. Randomness comes from a seed.
+
+mod config;
+mod envelope;
+mod identity;
+mod notice;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use foca::{Foca, Notification, PostcardCodec, Runtime, State, Timer};
+use rand10::SeedableRng;
+use rand10::rngs::SmallRng;
+use serde::{Deserialize, Serialize};
+
+pub use config::MembershipConfig;
+pub use envelope::{ClusterKey, EnvelopeError};
+pub use identity::{MemberId, NodeId, NodeIdParseError};
+pub use notice::NodeMeta;
+
+use notice::{Notice, NoticeHandler, Notices};
+
+/// What a sealed message carries.
+const KIND_SWIM: u8 = 0;
+const KIND_META: u8 = 1;
+
+/// A member's state as this node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    /// Answering probes.
+    Alive,
+    /// Failed a probe; dead unless it refutes in time.
+    Suspect,
+    /// Declared dead.
+    Dead,
+    /// Left gracefully.
+    Left,
+}
+
+/// One member in this node's view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Node and generation.
+    pub id: MemberId,
+    /// Alive, suspect, dead or left.
+    pub state: MemberState,
+    /// `generation × 65536 + SWIM incarnation`: grows on every refutation and
+    /// every restart.
+    pub incarnation: u64,
+    /// When a message from it last arrived (driver time); `None` if never, and for
+    /// this node itself.
+    pub last_heard: Option<Duration>,
+    /// What it said about itself, if known.
+    pub meta: Option<NodeMeta>,
+}
+
+/// Something the driver should know or do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipEvent {
+    /// A member became active.
+    Up(MemberId),
+    /// A member was declared dead.
+    Dead(MemberId),
+    /// A member left gracefully.
+    Left(MemberId),
+    /// A member is suspected (a suspicion timer started here).
+    Suspected(MemberId),
+    /// A suspected member proved alive before its timer ran out.
+    Refuted(MemberId),
+    /// A member came back as a newer generation (a restart).
+    Renamed {
+        /// The generation replaced.
+        from: MemberId,
+        /// The new one.
+        to: MemberId,
+    },
+    /// This node was declared dead by mistake and rejoined as a new generation:
+    /// persist it so a restart uses a higher one still.
+    Rejoined(MemberId),
+    /// This node is known by at least one active member.
+    Active,
+    /// No other member is active.
+    Idle,
+}
+
+/// A timer to hand back to [`Membership::handle_timer`] when it fires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipTimer(Timer<MemberId>);
+
+/// An effect of an input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send these bytes to `to` (any reliable or unreliable transport will do).
+    Send {
+        /// The destination.
+        to: MemberId,
+        /// The sealed message.
+        data: Vec<u8>,
+    },
+    /// Call [`Membership::handle_timer`] with `timer` after `after`.
+    Timer {
+        /// The timer.
+        timer: MembershipTimer,
+        /// The delay.
+        after: Duration,
+    },
+    /// Something happened.
+    Event(MembershipEvent),
+}
+
+/// Counters of membership traffic and verdicts, since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipStats {
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Bytes sent (sealed).
+    pub bytes_sent: u64,
+    /// Messages received and accepted.
+    pub messages_received: u64,
+    /// Bytes received and accepted.
+    pub bytes_received: u64,
+    /// Messages dropped because they were not sealed with the cluster key.
+    pub messages_rejected: u64,
+    /// Probes that got no answer, direct or indirect.
+    pub probes_failed: u64,
+    /// Suspicions started here.
+    pub suspicions_raised: u64,
+    /// Suspicions that ended with the member alive.
+    pub suspicions_refuted: u64,
+}
+
+/// Why an input was refused. State is unchanged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MembershipError {
+    /// Not sealed with our cluster key; counted and dropped.
+    #[error(transparent)]
+    Rejected(#[from] EnvelopeError),
+    /// Sealed correctly but not a valid message.
+    #[error("malformed membership message: {0}")]
+    Malformed(String),
+}
+
+type Swim = Foca<MemberId, PostcardCodec, SmallRng, NoticeHandler>;
+
+/// One node's membership state machine.
+pub struct Membership {
+    swim: Swim,
+    io: Io,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("me", self.swim.identity())
+            .field("members", &self.swim.num_members())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything but SWIM itself: what foca's effects go into, and what Stemma adds.
+#[derive(Debug)]
+struct Io {
+    me: NodeId,
+    key: ClusterKey,
+    config: MembershipConfig,
+    notices: Arc<Mutex<Notices>>,
+    own_meta: Option<NodeMeta>,
+    last_heard: HashMap<NodeId, Duration>,
+    suspected: HashMap<NodeId, MemberId>,
+    stats: MembershipStats,
+    outputs: Vec<Output>,
+}
+
+impl Runtime<MemberId> for Io {
+    fn notify(&mut self, notification: Notification<'_, MemberId>) {
+        let event = match notification {
+            Notification::MemberUp(id) => MembershipEvent::Up(*id),
+            Notification::MemberDown(id) => {
+                self.suspected.remove(&id.node);
+                let left = self.notices.lock().expect("notices lock").has_left(id);
+                if left {
+                    MembershipEvent::Left(*id)
+                } else {
+                    MembershipEvent::Dead(*id)
+                }
+            }
+            Notification::Rename(from, to) => MembershipEvent::Renamed {
+                from: *from,
+                to: *to,
+            },
+            Notification::Rejoin(id) => MembershipEvent::Rejoined(*id),
+            Notification::Active => MembershipEvent::Active,
+            Notification::Idle => MembershipEvent::Idle,
+            Notification::ProbeFailed(_, _) => {
+                self.stats.probes_failed += 1;
+                return;
+            }
+            _ => return,
+        };
+        self.outputs.push(Output::Event(event));
+    }
+
+    fn send_to(&mut self, to: MemberId, data: &[u8]) {
+        let mut framed = Vec::with_capacity(data.len() + 1);
+        framed.push(KIND_SWIM);
+        framed.extend_from_slice(data);
+        self.send_raw(to, &framed);
+    }
+
+    fn submit_after(&mut self, event: Timer<MemberId>, after: Duration) {
+        if let Timer::ChangeSuspectToDown { member_id, .. } = &event {
+            self.stats.suspicions_raised += 1;
+            self.suspected.insert(member_id.node, *member_id);
+            self.outputs
+                .push(Output::Event(MembershipEvent::Suspected(*member_id)));
+        }
+        self.outputs.push(Output::Timer {
+            timer: MembershipTimer(event),
+            after,
+        });
+    }
+}
+
+impl Io {
+    fn send_raw(&mut self, to: MemberId, payload: &[u8]) {
+        let mut data = Vec::new();
+        self.key.seal(&self.me, payload, &mut data);
+        self.stats.messages_sent += 1;
+        self.stats.bytes_sent += data.len() as u64;
+        self.outputs.push(Output::Send { to, data });
+    }
+}
+
+impl Membership {
+    /// A member `me` of the cluster whose secret gives `key`; `meta` is what it
+    /// tells others about itself; `seed` drives every random choice.
+    pub fn new(
+        me: MemberId,
+        meta: Option<NodeMeta>,
+        config: MembershipConfig,
+        key: ClusterKey,
+        seed: u64,
+    ) -> Self {
+        let notices = Arc::new(Mutex::new(Notices::default()));
+        let swim = Foca::with_custom_broadcast(
+            me,
+            config.swim.clone(),
+            SmallRng::seed_from_u64(seed),
+            PostcardCodec,
+            NoticeHandler(notices.clone()),
+        );
+        let mut membership = Self {
+            swim,
+            io: Io {
+                me: me.node,
+                key,
+                config,
+                notices,
+                own_meta: meta,
+                last_heard: HashMap::new(),
+                suspected: HashMap::new(),
+                stats: MembershipStats::default(),
+                outputs: Vec::new(),
+            },
+        };
+        if membership.io.config.metadata
+            && let Some(meta) = membership.io.own_meta.clone()
+        {
+            let _ = membership
+                .swim
+                .add_broadcast(&NoticeHandler::encode(&Notice::Meta(meta)));
+        }
+        membership
+    }
+
+    /// This member.
+    pub fn me(&self) -> MemberId {
+        *self.swim.identity()
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> MembershipStats {
+        self.io.stats
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MembershipConfig {
+        &self.io.config
+    }
+
+    /// Joins through a known node (generation unknown: SWIM learns the current one
+    /// from its answer).
+    pub fn join(&mut self, via: NodeId) {
+        let target = MemberId {
+            node: via,
+            generation: 0,
+        };
+        // Announcing to oneself is the only failure; it changes nothing.
+        let _ = self.swim.announce(target, &mut self.io);
+        self.after_input();
+    }
+
+    /// Handles a message received from the network at time `now`.
+    pub fn handle_data(&mut self, sealed: &[u8], now: Duration) -> Result<(), MembershipError> {
+        let (sender, payload) = match self.io.key.open(sealed) {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.io.stats.messages_rejected += 1;
+                return Err(e.into());
+            }
+        };
+        self.io.stats.messages_received += 1;
+        self.io.stats.bytes_received += sealed.len() as u64;
+        self.io.last_heard.insert(sender, now);
+        let Some((&kind, body)) = payload.split_first() else {
+            return Err(MembershipError::Malformed("empty message".into()));
+        };
+        match kind {
+            KIND_SWIM => {
+                let result = self.swim.handle_data(body, &mut self.io);
+                self.after_input();
+                result.map_err(|e| MembershipError::Malformed(e.to_string()))
+            }
+            KIND_META => {
+                let meta: NodeMeta = postcard::from_bytes(body)
+                    .map_err(|e| MembershipError::Malformed(e.to_string()))?;
+                if meta.id.node != sender {
+                    return Err(MembershipError::Malformed(
+                        "metadata about another node".into(),
+                    ));
+                }
+                let mut notices = self.io.notices.lock().expect("notices lock");
+                let newer = notices
+                    .meta
+                    .get(&sender)
+                    .is_none_or(|m| m.id.generation <= meta.id.generation);
+                if newer {
+                    notices.meta.insert(sender, meta);
+                }
+                Ok(())
+            }
+            other => Err(MembershipError::Malformed(format!(
+                "unknown message kind {other}"
+            ))),
+        }
+    }
+
+    /// Handles a timer that fired at time `now`.
+    pub fn handle_timer(&mut self, timer: MembershipTimer, _now: Duration) {
+        let suspicion = match &timer.0 {
+            Timer::ChangeSuspectToDown { member_id, .. } => Some(*member_id),
+            _ => None,
+        };
+        let _ = self.swim.handle_timer(timer.0, &mut self.io);
+        if let Some(id) = suspicion
+            && self.io.suspected.get(&id.node) == Some(&id)
+        {
+            // The timer ran out without a death: the member refuted.
+            self.io.suspected.remove(&id.node);
+            self.io.stats.suspicions_refuted += 1;
+            self.io
+                .outputs
+                .push(Output::Event(MembershipEvent::Refuted(id)));
+        }
+        self.after_input();
+    }
+
+    /// Leaves the cluster: tells a few members now, and lets the notice spread so
+    /// that everyone records `left` rather than `dead`.
+    pub fn leave(&mut self) {
+        let me = self.me();
+        let _ = self
+            .swim
+            .add_broadcast(&NoticeHandler::encode(&Notice::Left(me)));
+        let _ = self.swim.broadcast(&mut self.io);
+        let _ = self.swim.leave_cluster(&mut self.io);
+        self.after_input();
+    }
+
+    /// Takes the outputs produced so far.
+    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
+        self.io.outputs.drain(..)
+    }
+
+    /// Every member this node knows, itself first.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let notices = self.io.notices.lock().expect("notices lock");
+        let me = self.me();
+        let mut out = vec![MemberInfo {
+            id: me,
+            state: MemberState::Alive,
+            // foca does not expose its own refutation count: the SWIM part of our
+            // own incarnation is what the others report.
+            incarnation: incarnation(me.generation, 0),
+            last_heard: None,
+            meta: notices
+                .meta
+                .get(&me.node)
+                .cloned()
+                .or(self.io.own_meta.clone()),
+        }];
+        for member in self.swim.iter_membership_state() {
+            let id = *member.id();
+            let state = match member.state() {
+                State::Alive => MemberState::Alive,
+                State::Suspect => MemberState::Suspect,
+                State::Down if notices.has_left(&id) => MemberState::Left,
+                State::Down => MemberState::Dead,
+            };
+            out.push(MemberInfo {
+                id,
+                state,
+                incarnation: incarnation(id.generation, member.incarnation()),
+                last_heard: self.io.last_heard.get(&id.node).copied(),
+                meta: notices.meta.get(&id.node).cloned(),
+            });
+        }
+        out
+    }
+
+    /// How many other members are active (alive or suspect).
+    pub fn active_members(&self) -> usize {
+        self.swim.num_members()
+    }
+
+    /// Metadata a member published, if known.
+    pub fn meta(&self, node: &NodeId) -> Option<NodeMeta> {
+        self.io
+            .notices
+            .lock()
+            .expect("notices lock")
+            .meta
+            .get(node)
+            .cloned()
+    }
+
+    /// Follow-ups of an input: send our metadata straight to members that just
+    /// came up, so that late joiners learn it without a cluster-wide broadcast.
+    fn after_input(&mut self) {
+        if !self.io.config.metadata {
+            return;
+        }
+        let Some(meta) = self.io.own_meta.clone() else {
+            return;
+        };
+        let ups: Vec<MemberId> = self
+            .io
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(MembershipEvent::Up(id)) => Some(*id),
+                Output::Event(MembershipEvent::Renamed { to, .. }) => Some(*to),
+                _ => None,
+            })
+            .collect();
+        if ups.is_empty() {
+            return;
+        }
+        let meta = NodeMeta {
+            id: self.me(),
+            ..meta
+        };
+        let mut payload = vec![KIND_META];
+        payload.extend_from_slice(&postcard::to_stdvec(&meta).expect("metadata serializes"));
+        for id in ups {
+            self.io.send_raw(id, &payload);
+        }
+    }
+}
+
+fn incarnation(generation: u32, swim: u16) -> u64 {
+    (u64::from(generation) << 16) | u64::from(swim)
+}
+
+#[cfg(test)]
+mod tests;

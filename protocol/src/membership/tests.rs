@@ -1,0 +1,370 @@
+//! The membership state machine on an in-memory network with a virtual clock:
+//! seeded, no sockets, no threads.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use rand10::rngs::SmallRng;
+use rand10::{RngExt, SeedableRng};
+
+use super::*;
+
+/// A network of members delivering messages after a random latency.
+struct Net {
+    members: Vec<Membership>,
+    /// Members whose process is stopped (receives and sends nothing).
+    down: HashSet<usize>,
+    /// Pairs (from, to) whose messages are dropped.
+    cut: HashSet<(usize, usize)>,
+    queue: BinaryHeap<Reverse<(Duration, u64, usize, Pending)>>,
+    now: Duration,
+    seq: u64,
+    rng: SmallRng,
+    events: Vec<(Duration, usize, MembershipEvent)>,
+    loss: f64,
+    timers: BTreeMap<u64, MembershipTimer>,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Pending {
+    Data(usize, Vec<u8>),
+    Timer(u64),
+}
+
+impl Net {
+    fn new(n: usize, seed: u64, config: MembershipConfig) -> Self {
+        let key = ClusterKey::from_secret(b"test cluster");
+        let members = (0..n)
+            .map(|i| {
+                let id = member(i);
+                let meta = NodeMeta {
+                    id,
+                    zone: format!("zone-{}", i % 3),
+                    capacity: 1,
+                    version: "test".into(),
+                    p2p_addrs: vec![],
+                    client_addr: None,
+                };
+                Membership::new(id, Some(meta), config.clone(), key.clone(), seed + i as u64)
+            })
+            .collect();
+        Self {
+            members,
+            down: HashSet::new(),
+            cut: HashSet::new(),
+            queue: BinaryHeap::new(),
+            now: Duration::ZERO,
+            seq: 0,
+            rng: SmallRng::seed_from_u64(seed),
+            events: Vec::new(),
+            loss: 0.0,
+            timers: BTreeMap::new(),
+        }
+    }
+
+    fn collect(&mut self, i: usize) {
+        let outputs: Vec<Output> = self.members[i].drain_outputs().collect();
+        for output in outputs {
+            match output {
+                Output::Send { to, data } => {
+                    let to = index(to);
+                    if self.down.contains(&i) || self.cut.contains(&(i, to)) {
+                        continue;
+                    }
+                    if self.loss > 0.0 && self.rng.random::<f64>() < self.loss {
+                        continue;
+                    }
+                    let latency = Duration::from_millis(self.rng.random_range(1..20));
+                    self.push(self.now + latency, to, Pending::Data(i, data));
+                }
+                Output::Timer { timer, after } => {
+                    self.seq += 1;
+                    let token = self.seq;
+                    self.timers.insert(token, timer);
+                    self.push(self.now + after, i, Pending::Timer(token));
+                }
+                Output::Event(e) => self.events.push((self.now, i, e)),
+            }
+        }
+    }
+
+    fn push(&mut self, at: Duration, to: usize, what: Pending) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, to, what)));
+    }
+
+    fn run_until(&mut self, until: Duration) {
+        while let Some(Reverse((at, _, _, _))) = self.queue.peek() {
+            if *at > until {
+                break;
+            }
+            let Reverse((at, _, to, what)) = self.queue.pop().expect("peeked");
+            self.now = at;
+            match what {
+                Pending::Data(from, data) => {
+                    if self.down.contains(&to) || self.cut.contains(&(from, to)) {
+                        continue;
+                    }
+                    let _ = self.members[to].handle_data(&data, at);
+                }
+                Pending::Timer(token) => {
+                    let timer = self.timers.remove(&token).expect("timer");
+                    if self.down.contains(&to) {
+                        // A stopped process keeps its timers for when it resumes.
+                        let later = at + Duration::from_millis(100);
+                        self.timers.insert(token, timer);
+                        self.push(later, to, Pending::Timer(token));
+                        continue;
+                    }
+                    self.members[to].handle_timer(timer, at);
+                }
+            }
+            self.collect(to);
+        }
+        self.now = until;
+    }
+
+    fn join_all_to_first(&mut self) {
+        for i in 1..self.members.len() {
+            self.members[i].join(member(0).node);
+            self.collect(i);
+        }
+    }
+
+    fn state_of(&self, viewer: usize, target: usize) -> Option<MemberState> {
+        self.members[viewer]
+            .members()
+            .into_iter()
+            .find(|m| m.id.node == member(target).node)
+            .map(|m| m.state)
+    }
+
+    fn all_see(&self, target: usize, state: MemberState) -> bool {
+        (0..self.members.len())
+            .filter(|v| *v != target && !self.down.contains(v))
+            .all(|v| self.state_of(v, target) == Some(state))
+    }
+
+    fn converged(&self) -> bool {
+        let n = self.members.len();
+        (0..n).all(|v| self.members[v].active_members() == n - 1)
+    }
+}
+
+fn member(i: usize) -> MemberId {
+    MemberId {
+        node: NodeId::synthetic(i as u64),
+        generation: 0,
+    }
+}
+
+fn index(id: MemberId) -> usize {
+    u64::from_be_bytes(id.node.public_key()[..8].try_into().unwrap()) as usize
+}
+
+fn lan() -> MembershipConfig {
+    MembershipConfig::lan(16)
+}
+
+#[test]
+fn members_join_and_converge() {
+    let mut net = Net::new(8, 1, lan());
+    net.join_all_to_first();
+    net.run_until(Duration::from_secs(20));
+    assert!(net.converged(), "every member sees the 7 others");
+    for v in 0..8 {
+        let view = net.members[v].members();
+        assert_eq!(view.len(), 8);
+        assert!(view.iter().all(|m| m.state == MemberState::Alive));
+        // Metadata reached everyone, late joiners included.
+        assert!(
+            view.iter().all(|m| m.meta.is_some()),
+            "member {v} lacks metadata"
+        );
+    }
+}
+
+#[test]
+fn a_silent_member_goes_suspect_then_dead() {
+    let config = lan();
+    let bound = config.detection_bound();
+    let mut net = Net::new(6, 2, config);
+    net.join_all_to_first();
+    net.run_until(Duration::from_secs(20));
+    assert!(net.converged());
+    net.down.insert(3);
+    let crash = net.now;
+    net.run_until(crash + bound * 2);
+    assert!(
+        net.all_see(3, MemberState::Dead),
+        "everyone declares 3 dead"
+    );
+    let suspected = net.events.iter().any(|(t, _, e)| {
+        *t > crash && matches!(e, MembershipEvent::Suspected(id) if index(*id) == 3)
+    });
+    assert!(suspected, "death is preceded by suspicion");
+    let last_death = net
+        .events
+        .iter()
+        .filter(|(_, _, e)| matches!(e, MembershipEvent::Dead(id) if index(*id) == 3))
+        .map(|(t, _, _)| *t)
+        .max()
+        .unwrap();
+    assert!(
+        last_death - crash <= bound,
+        "detected within {bound:?}, took {:?}",
+        last_death - crash
+    );
+}
+
+#[test]
+fn a_suspected_member_that_is_alive_refutes() {
+    let mut net = Net::new(6, 3, lan());
+    net.join_all_to_first();
+    net.run_until(Duration::from_secs(20));
+    // Member 2 stalls (a long pause), long enough to be suspected, not declared dead.
+    net.down.insert(2);
+    let t = net.now;
+    let mut suspected = false;
+    while !suspected && net.now < t + Duration::from_secs(10) {
+        let next = net.now + Duration::from_millis(50);
+        net.run_until(next);
+        suspected = net.events.iter().any(|(at, _, e)| {
+            *at > t && matches!(e, MembershipEvent::Suspected(id) if index(*id) == 2)
+        });
+    }
+    assert!(suspected);
+    net.down.remove(&2);
+    net.run_until(net.now + Duration::from_secs(20));
+    assert!(
+        net.all_see(2, MemberState::Alive),
+        "2 refuted the suspicion"
+    );
+    let refuted: u64 = net
+        .members
+        .iter()
+        .map(|m| m.stats().suspicions_refuted)
+        .sum();
+    assert!(refuted > 0);
+    let dead = net
+        .events
+        .iter()
+        .any(|(_, _, e)| matches!(e, MembershipEvent::Dead(id) if index(*id) == 2));
+    assert!(!dead, "a refuted member is never declared dead");
+    let incarnations: Vec<u64> = net.members[0]
+        .members()
+        .iter()
+        .filter(|m| index(m.id) == 2)
+        .map(|m| m.incarnation)
+        .collect();
+    assert!(incarnations[0] > 0, "refuting raised its incarnation");
+}
+
+#[test]
+fn a_leave_is_disseminated_as_left_not_dead() {
+    let mut net = Net::new(6, 4, lan());
+    net.join_all_to_first();
+    net.run_until(Duration::from_secs(20));
+    net.members[4].leave();
+    net.collect(4);
+    net.run_until(net.now + Duration::from_millis(200));
+    net.down.insert(4);
+    net.run_until(net.now + Duration::from_secs(10));
+    assert!(
+        net.all_see(4, MemberState::Left),
+        "everyone records 4 as left"
+    );
+}
+
+#[test]
+fn messages_from_another_cluster_are_rejected_and_counted() {
+    let mut net = Net::new(3, 5, lan());
+    net.join_all_to_first();
+    net.run_until(Duration::from_secs(10));
+    let stranger_id = member(99);
+    let mut stranger = Membership::new(
+        stranger_id,
+        None,
+        lan(),
+        ClusterKey::from_secret(b"another cluster"),
+        7,
+    );
+    stranger.join(member(0).node);
+    let sent: Vec<Vec<u8>> = stranger
+        .drain_outputs()
+        .filter_map(|o| match o {
+            Output::Send { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert!(!sent.is_empty());
+    for data in &sent {
+        let err = net.members[0].handle_data(data, net.now).unwrap_err();
+        assert!(matches!(
+            err,
+            MembershipError::Rejected(EnvelopeError::WrongCluster)
+        ));
+    }
+    net.collect(0);
+    assert_eq!(net.members[0].stats().messages_rejected, sent.len() as u64);
+    assert!(
+        net.members[0]
+            .members()
+            .iter()
+            .all(|m| m.id.node != stranger_id.node)
+    );
+}
+
+#[test]
+fn a_restart_with_a_higher_generation_replaces_the_old_one() {
+    let mut net = Net::new(4, 6, lan());
+    net.join_all_to_first();
+    net.run_until(Duration::from_secs(10));
+    net.down.insert(2);
+    net.run_until(net.now + Duration::from_secs(30));
+    assert!(net.all_see(2, MemberState::Dead));
+    // The process comes back with a new generation, as a restarted node does.
+    let reborn = MemberId {
+        node: member(2).node,
+        generation: 1,
+    };
+    net.members[2] = Membership::new(
+        reborn,
+        None,
+        lan(),
+        ClusterKey::from_secret(b"test cluster"),
+        60,
+    );
+    net.down.remove(&2);
+    net.members[2].join(member(0).node);
+    net.collect(2);
+    net.run_until(net.now + Duration::from_secs(20));
+    assert!(net.all_see(2, MemberState::Alive));
+    let seen = net.members[1]
+        .members()
+        .into_iter()
+        .find(|m| m.id.node == reborn.node)
+        .unwrap();
+    assert_eq!(seen.id.generation, 1);
+    assert!(
+        seen.incarnation >= 1 << 16,
+        "the incarnation grew with the generation"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    /// With no loss and no crash, nobody is ever declared dead.
+    #[test]
+    fn without_loss_or_crash_no_member_is_declared_dead(seed in any::<u64>(), n in 2usize..12) {
+        let mut net = Net::new(n, seed, lan());
+        net.join_all_to_first();
+        net.run_until(Duration::from_secs(60));
+        let deaths = net.events.iter().filter(|(_, _, e)| matches!(e, MembershipEvent::Dead(_))).count();
+        prop_assert_eq!(deaths, 0);
+        prop_assert!(net.converged());
+    }
+}
