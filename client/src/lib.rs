@@ -57,7 +57,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use connection_string::ConnectionString;
 pub use error::Error;
-pub use stemma_protocol::wire::{ListEntry, ObjectInfo};
+pub use stemma_protocol::membership::MemberState;
+pub use stemma_protocol::wire::{ListEntry, MemberRow, ObjectInfo};
 pub use stemma_protocol::{BucketName, ChunkId, NameError, ObjectId, ObjectKey, ObjectPath};
 
 use transport::{expect_frame, read_frame, write_frame};
@@ -306,6 +307,14 @@ impl Client {
         };
         match self.call(&request).await? {
             Response::Deleted => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The cluster's members as the node sees them, the node itself first.
+    pub async fn members(&self) -> Result<Vec<MemberRow>, Error> {
+        match self.call(&Request::Members).await? {
+            Response::Members(rows) => Ok(rows),
             other => Err(unexpected(other)),
         }
     }

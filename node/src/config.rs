@@ -7,6 +7,14 @@
 //! http = "127.0.0.1:7480"      # health, metrics
 //! chunk_size = 1040384         # bytes, 4 KiB ..= 1 MiB
 //! durability = "immediate"     # or "relaxed"
+//! p2p_listen = "/ip4/0.0.0.0/udp/7401/quic-v1"
+//! join = ["/ip4/10.0.0.5/udp/7401/quic-v1"]
+//! mdns = true
+//! zone = "site-a"
+//! capacity = 1
+//! cluster_secret_file = "/etc/stemma/cluster-secret"
+//! membership = "lan"           # or "wan"
+//! expected_members = 16
 //! ```
 
 use std::net::SocketAddr;
@@ -31,6 +39,37 @@ pub struct NodeConfig {
     pub chunk_size: u64,
     /// When an acknowledged write is on disk.
     pub durability: Durability,
+    /// Multiaddr of the peer-to-peer endpoint (QUIC). Port 0 picks a free port.
+    pub p2p_listen: String,
+    /// Multiaddrs of nodes to join through (`/p2p/PEER_ID` at the end is optional).
+    pub join: Vec<String>,
+    /// Find other nodes on the local network by mDNS.
+    pub mdns: bool,
+    /// The site this node runs in; replicas are spread across zones.
+    pub zone: String,
+    /// Relative capacity (placement weight).
+    pub capacity: u64,
+    /// The cluster secret itself (prefer `cluster_secret_file` or the
+    /// `STEMMA_CLUSTER_SECRET` variable, which keep it out of config files).
+    pub cluster_secret: Option<String>,
+    /// A file holding the cluster secret. Without a secret, the node creates one in
+    /// its data dir (`cluster-secret`) and forms a cluster of its own.
+    pub cluster_secret_file: Option<PathBuf>,
+    /// SWIM timing preset: `lan` or `wan`.
+    pub membership: MembershipPreset,
+    /// Expected cluster size; scales suspicion timeouts and dissemination.
+    pub expected_members: u32,
+}
+
+/// SWIM timing presets (see `stemma_protocol::membership::MembershipConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MembershipPreset {
+    /// Sites on one LAN: 1 s probes, fast detection.
+    #[default]
+    Lan,
+    /// Sites over a WAN: 5 s probes, patient suspicion.
+    Wan,
 }
 
 impl Default for NodeConfig {
@@ -41,6 +80,15 @@ impl Default for NodeConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 7480)),
             chunk_size: ChunkSize::DEFAULT.bytes() as u64,
             durability: Durability::Immediate,
+            p2p_listen: "/ip4/127.0.0.1/udp/7401/quic-v1".into(),
+            join: Vec::new(),
+            mdns: true,
+            zone: "default".into(),
+            capacity: 1,
+            cluster_secret: None,
+            cluster_secret_file: None,
+            membership: MembershipPreset::Lan,
+            expected_members: 16,
         }
     }
 }
@@ -97,6 +145,41 @@ impl NodeConfig {
         })
     }
 
+    /// The p2p listen address, parsed.
+    pub fn p2p_listen(&self) -> Result<libp2p::Multiaddr, ConfigError> {
+        self.p2p_listen.parse().map_err(|e| ConfigError::Invalid {
+            field: "p2p_listen",
+            message: format!(
+                "{:?} is not a multiaddr ({e}); e.g. /ip4/0.0.0.0/udp/7401/quic-v1",
+                self.p2p_listen
+            ),
+        })
+    }
+
+    /// The join targets, parsed.
+    pub fn join_addrs(&self) -> Result<Vec<libp2p::Multiaddr>, ConfigError> {
+        self.join
+            .iter()
+            .map(|a| {
+                a.parse().map_err(|e| ConfigError::Invalid {
+                    field: "join",
+                    message: format!(
+                        "{a:?} is not a multiaddr ({e}); e.g. /ip4/10.0.0.5/udp/7401/quic-v1"
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    /// The SWIM settings for this config.
+    pub fn membership_config(&self) -> stemma_protocol::membership::MembershipConfig {
+        use stemma_protocol::membership::MembershipConfig;
+        match self.membership {
+            MembershipPreset::Lan => MembershipConfig::lan(self.expected_members),
+            MembershipPreset::Wan => MembershipConfig::wan(self.expected_members),
+        }
+    }
+
     /// Rejects combinations that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.chunk_size()?;
@@ -104,6 +187,20 @@ impl NodeConfig {
             return Err(ConfigError::Invalid {
                 field: "data_dir",
                 message: "must not be empty".into(),
+            });
+        }
+        self.p2p_listen()?;
+        self.join_addrs()?;
+        if self.zone.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "zone",
+                message: "must not be empty".into(),
+            });
+        }
+        if self.capacity == 0 {
+            return Err(ConfigError::Invalid {
+                field: "capacity",
+                message: "must be at least 1".into(),
             });
         }
         if self.listen.port() != 0 && self.listen == self.http {

@@ -34,6 +34,16 @@ async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let membership = crate::metrics::MembershipSnapshot {
+        stats: shared.p2p.stats().await,
+        states: shared
+            .p2p
+            .members()
+            .await
+            .into_iter()
+            .map(|(m, _)| m.state)
+            .collect(),
+    };
     let store = shared.store.clone();
     match tokio::task::spawn_blocking(move || store.stats()).await {
         Ok(Ok(stats)) => (
@@ -42,7 +52,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
-            shared.metrics.render(stats),
+            shared.metrics.render(stats, &membership),
         )
             .into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

@@ -90,6 +90,69 @@ impl Identity {
     }
 }
 
+/// The cluster secret: from the config (or `STEMMA_CLUSTER_SECRET`), else from
+/// `cluster_secret_file`, else the data dir's own `cluster-secret`, created on
+/// first start — a node given no secret forms a cluster of its own.
+pub fn cluster_secret(
+    configured: Option<&str>,
+    file: Option<&Path>,
+    data_dir: &Path,
+) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = configured {
+        anyhow::ensure!(!secret.trim().is_empty(), "the cluster secret is empty");
+        return Ok(secret.trim().as_bytes().to_vec());
+    }
+    if let Some(file) = file {
+        let bytes = std::fs::read(file).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the cluster secret file {}: {e}",
+                file.display()
+            )
+        })?;
+        let secret = String::from_utf8_lossy(&bytes).trim().to_string();
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "the cluster secret file {} is empty",
+            file.display()
+        );
+        return Ok(secret.into_bytes());
+    }
+    let own = data_dir.join(CLUSTER_SECRET_FILE);
+    match read_if_exists(&own)? {
+        Some(bytes) => Ok(String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec()),
+        None => {
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            write_secret(&own, secret.as_bytes())?;
+            tracing::info!(
+                file = %own.display(),
+                "created a new cluster secret; give it to other nodes with --cluster-secret-file to join them to this one"
+            );
+            Ok(secret.into_bytes())
+        }
+    }
+}
+
+/// The file a node creates when it was given no cluster secret.
+pub const CLUSTER_SECRET_FILE: &str = "cluster-secret";
+const GENERATION_FILE: &str = "generation";
+
+/// The next restart generation: one more than the last start's, persisted.
+pub fn next_generation(data_dir: &Path) -> anyhow::Result<u32> {
+    let last = read_if_exists(&data_dir.join(GENERATION_FILE))?
+        .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u32>().ok());
+    let next = last.map_or(0, |g| g.wrapping_add(1));
+    save_generation(data_dir, next)?;
+    Ok(next)
+}
+
+/// Records the generation in use (after a rejoin bumped it).
+pub fn save_generation(data_dir: &Path, generation: u32) -> anyhow::Result<()> {
+    write_secret(
+        &data_dir.join(GENERATION_FILE),
+        generation.to_string().as_bytes(),
+    )
+}
+
 fn read_if_exists(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),

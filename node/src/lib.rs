@@ -8,6 +8,7 @@ mod http;
 pub mod identity;
 pub mod metrics;
 mod node;
+pub mod p2p;
 mod server;
 pub mod store;
 

@@ -6,7 +6,41 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use std::sync::Mutex;
+
+use stemma_protocol::membership::{MemberState, MembershipStats};
+
 use crate::store::StoreStats;
+
+/// A member state label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    /// alive, suspect, dead, left.
+    pub state: String,
+}
+
+/// What membership contributes to a scrape.
+#[derive(Debug, Clone, Default)]
+pub struct MembershipSnapshot {
+    /// Counters since start.
+    pub stats: MembershipStats,
+    /// Members (this node included) by state.
+    pub states: Vec<MemberState>,
+}
+
+/// Membership counters, advanced by the difference between two snapshots.
+#[derive(Debug, Default)]
+struct MembershipCounters {
+    last: Mutex<MembershipStats>,
+    messages_sent: Counter,
+    bytes_sent: Counter,
+    messages_received: Counter,
+    bytes_received: Counter,
+    messages_rejected: Counter,
+    probes_failed: Counter,
+    suspicions_raised: Counter,
+    suspicions_refuted: Counter,
+}
 
 /// A request kind label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +73,8 @@ pub struct Metrics {
     pub bytes_sent: Counter,
     /// Client connections accepted (before authentication).
     pub connections: Counter,
+    members: Family<StateLabel, Gauge>,
+    membership: MembershipCounters,
 }
 
 impl Default for Metrics {
@@ -53,8 +89,60 @@ impl Default for Metrics {
             bytes_received: Counter::default(),
             bytes_sent: Counter::default(),
             connections: Counter::default(),
+            members: Family::default(),
+            membership: MembershipCounters::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "members",
+            "Cluster members by state, as this node sees them",
+            m.members.clone(),
+        );
+        let c = &m.membership;
+        for (name, help, counter) in [
+            (
+                "membership_messages_sent",
+                "Membership messages sent",
+                &c.messages_sent,
+            ),
+            (
+                "membership_sent_bytes",
+                "Membership bytes sent",
+                &c.bytes_sent,
+            ),
+            (
+                "membership_messages_received",
+                "Membership messages received and accepted",
+                &c.messages_received,
+            ),
+            (
+                "membership_received_bytes",
+                "Membership bytes received and accepted",
+                &c.bytes_received,
+            ),
+            (
+                "membership_messages_rejected",
+                "Membership messages dropped: wrong cluster secret or sender",
+                &c.messages_rejected,
+            ),
+            (
+                "membership_probes_failed",
+                "Probes that got no answer, direct or indirect",
+                &c.probes_failed,
+            ),
+            (
+                "membership_suspicions_raised",
+                "Suspicions started by this node",
+                &c.suspicions_raised,
+            ),
+            (
+                "membership_suspicions_refuted",
+                "Suspicions that ended with the member alive",
+                &c.suspicions_refuted,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         registry.register("objects", "Objects (names) stored", m.objects.clone());
         registry.register("chunks", "Distinct chunks stored", m.chunks.clone());
         registry.register(
@@ -105,8 +193,22 @@ impl Metrics {
             .inc();
     }
 
-    /// The exposition text, with the store gauges set from `stats`.
-    pub fn render(&self, stats: StoreStats) -> String {
+    /// The exposition text, with the store gauges set from `stats` and the
+    /// membership figures from `membership`.
+    pub fn render(&self, stats: StoreStats, membership: &MembershipSnapshot) -> String {
+        for state in [
+            MemberState::Alive,
+            MemberState::Suspect,
+            MemberState::Dead,
+            MemberState::Left,
+        ] {
+            let n = membership.states.iter().filter(|s| **s == state).count();
+            let label = StateLabel {
+                state: format!("{state:?}").to_lowercase(),
+            };
+            self.members.get_or_create(&label).set(n as i64);
+        }
+        self.membership.advance(membership.stats);
         self.objects.set(stats.objects as i64);
         self.chunks.set(stats.chunks as i64);
         self.stored_bytes.set(stats.chunk_bytes as i64);
@@ -114,5 +216,43 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+impl MembershipCounters {
+    fn advance(&self, now: MembershipStats) {
+        let mut last = self.last.lock().expect("metrics lock");
+        let step = |c: &Counter, new: u64, old: u64| {
+            c.inc_by(new.saturating_sub(old));
+        };
+        step(&self.messages_sent, now.messages_sent, last.messages_sent);
+        step(&self.bytes_sent, now.bytes_sent, last.bytes_sent);
+        step(
+            &self.messages_received,
+            now.messages_received,
+            last.messages_received,
+        );
+        step(
+            &self.bytes_received,
+            now.bytes_received,
+            last.bytes_received,
+        );
+        step(
+            &self.messages_rejected,
+            now.messages_rejected,
+            last.messages_rejected,
+        );
+        step(&self.probes_failed, now.probes_failed, last.probes_failed);
+        step(
+            &self.suspicions_raised,
+            now.suspicions_raised,
+            last.suspicions_raised,
+        );
+        step(
+            &self.suspicions_refuted,
+            now.suspicions_refuted,
+            last.suspicions_refuted,
+        );
+        *last = now;
     }
 }

@@ -9,13 +9,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use stemma_client::ConnectionString;
+use stemma_protocol::membership::ClusterKey;
 use stemma_protocol::wire::close_code;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::NodeConfig;
-use crate::identity::{Identity, write_secret};
+use crate::identity::{Identity, cluster_secret, next_generation, save_generation, write_secret};
 use crate::metrics::Metrics;
+use crate::p2p::{P2p, P2pEvent, P2pSettings};
 use crate::server::{self, MAX_IN_FLIGHT, Shared};
 use crate::store::Store;
 
@@ -40,6 +42,10 @@ pub struct NodeInfo {
     pub data_dir: PathBuf,
     /// The node's process id.
     pub pid: u32,
+    /// Peer-to-peer multiaddrs (each ends in `/p2p/NODE_ID`): what `--join` takes.
+    pub p2p_addrs: Vec<String>,
+    /// The node's zone.
+    pub zone: String,
     /// The software version.
     pub version: String,
 }
@@ -50,6 +56,7 @@ pub struct Node {
     info: NodeInfo,
     shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
+    p2p: P2p,
     accept: JoinHandle<()>,
     http: JoinHandle<()>,
 }
@@ -74,6 +81,37 @@ impl Node {
         let client_addr = reachable(endpoint.local_addr()?);
         let http_addr = reachable(http_listener.local_addr()?);
         let node_id = identity.node_id().to_string();
+        let secret = cluster_secret(
+            config.cluster_secret.as_deref(),
+            config.cluster_secret_file.as_deref(),
+            &data_dir,
+        )?;
+        let generation = next_generation(&data_dir)?;
+        let (p2p_events, mut p2p_events_rx) = mpsc::unbounded_channel();
+        let p2p = P2p::start(
+            identity.keypair.clone(),
+            P2pSettings {
+                listen: config.p2p_listen()?,
+                join: config.join_addrs()?,
+                mdns: config.mdns,
+                membership: config.membership_config(),
+                cluster_key: ClusterKey::from_secret(&secret),
+                generation,
+                zone: config.zone.clone(),
+                capacity: config.capacity,
+                client_addr: client_addr.to_string(),
+            },
+            p2p_events,
+        )
+        .await?;
+        let generation_dir = data_dir.clone();
+        tokio::spawn(async move {
+            while let Some(P2pEvent::Rejoined(id)) = p2p_events_rx.recv().await {
+                if let Err(e) = save_generation(&generation_dir, id.generation) {
+                    tracing::error!(error = %e, "cannot record the new generation");
+                }
+            }
+        });
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             store,
@@ -84,6 +122,7 @@ impl Node {
             chunk_size: config.chunk_size()?,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize)),
             stopping,
+            p2p: p2p.handle.clone(),
         });
         let accept = tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
         let mut http_stop = shared.stopping.subscribe();
@@ -108,6 +147,8 @@ impl Node {
             connection: connection.to_string(),
             data_dir: data_dir.clone(),
             pid: std::process::id(),
+            p2p_addrs: p2p.listen_addrs.iter().map(|a| a.to_string()).collect(),
+            zone: config.zone.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
         write_secret(&node_file, serde_json::to_string_pretty(&info)?.as_bytes())?;
@@ -116,6 +157,7 @@ impl Node {
             info,
             shared,
             endpoint,
+            p2p,
             accept,
             http,
         })
@@ -126,13 +168,17 @@ impl Node {
         &self.info
     }
 
-    /// Stops gracefully: refuses new requests, lets those in flight finish (an
-    /// upload that does not finish in time is dropped, never half-stored), closes
-    /// connections, flushes the store and removes `node.json`.
+    /// Stops gracefully: leaves the cluster (others record `left`), refuses new
+    /// requests, lets those in flight finish (an upload that does not finish in
+    /// time is dropped, never half-stored), closes connections, flushes the store
+    /// and removes `node.json`.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         let _ = std::fs::remove_file(self.info.data_dir.join(NODE_FILE));
+        self.p2p.leave().await;
         self.shared.stopping.send_replace(true);
+        let running = MAX_IN_FLIGHT as usize - self.shared.in_flight.available_permits();
+        tracing::info!(requests = running, "waiting for requests in flight");
         let drained = tokio::time::timeout(
             DRAIN_TIMEOUT,
             self.shared.in_flight.acquire_many(MAX_IN_FLIGHT),

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stemma_client::transport::{self, StreamError, read_frame, write_frame};
 use stemma_protocol::wire::{
-    self, GetFrame, Hello, HelloReply, ListEntry, MAX_LIST_PAGE, ObjectInfo, PROTOCOL_VERSION,
-    PutFrame, Request, Response, WireError, close_code,
+    self, GetFrame, Hello, HelloReply, ListEntry, MAX_LIST_PAGE, MemberRow, ObjectInfo,
+    PROTOCOL_VERSION, PutFrame, Request, Response, WireError, close_code,
 };
 use stemma_protocol::{
     BucketName, ChunkId, ChunkSize, Chunker, ManifestBuilder, NameError, ObjectKey,
@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::identity::Identity;
 use crate::metrics::Metrics;
+use crate::p2p::P2pHandle;
 use crate::store::{PinGuard, Resolved, Store, StoreError, Writer};
 
 /// How long a new connection has to present its token.
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub in_flight: Arc<Semaphore>,
     /// Turns true when the node stops accepting requests.
     pub stopping: watch::Sender<bool>,
+    /// Membership.
+    pub p2p: P2pHandle,
 }
 
 /// The node's QUIC endpoint, bound to `listen`.
@@ -94,7 +97,10 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&connection, &shared)).await {
         Ok(Ok(())) => {}
         Ok(Err((code, why))) => {
-            shared.metrics.error("handshake", why);
+            if code == close_code::PROTOCOL {
+                // Refusals were counted by the handshake itself.
+                shared.metrics.error("handshake", why);
+            }
             tracing::info!(reason = why, "client refused");
             connection.close(code.into(), why.as_bytes());
             return;
@@ -109,10 +115,9 @@ async fn serve_connection(connection: quinn::Connection, shared: Arc<Shared>) {
     loop {
         let stream = tokio::select! {
             stream = connection.accept_bi() => stream,
-            _ = stopping.wait_for(|s| *s) => {
-                connection.close(close_code::SHUTTING_DOWN.into(), b"shutting down");
-                return;
-            }
+            // Stop taking requests; those in flight keep the connection open
+            // until they finish (shutdown closes what remains after draining).
+            _ = stopping.wait_for(|s| *s) => return,
         };
         let Ok((send, recv)) = stream else { return };
         let Ok(permit) = shared.in_flight.clone().try_acquire_owned() else {
@@ -175,6 +180,8 @@ async fn handshake(
     match refusal {
         None => Ok(()),
         Some((_, close)) => {
+            // Counted now, not after the wait: the client may already have gone.
+            shared.metrics.error("handshake", close.1);
             // Let the refusal reach the client before the connection closes.
             let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
             Err(close)
@@ -234,6 +241,7 @@ async fn serve_stream(
                     .map_err(Failure::from)?;
                 Ok(Response::Deleted)
             }
+            Request::Members => Ok(Response::Members(member_rows(shared).await)),
         }
     }
     .instrument(span)
@@ -253,6 +261,9 @@ async fn serve_stream(
         Err(Failure::Gone) => return Ok(()),
     }
     let _ = send.finish();
+    // Hold the request (and its shutdown permit) until the client has the whole
+    // answer: a node stopping right after a put must not lose its acknowledgement.
+    let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
     Ok(())
 }
 
@@ -299,6 +310,7 @@ fn request_kind(request: &Request) -> &'static str {
         Request::Head { .. } => "head",
         Request::List { .. } => "list",
         Request::Delete { .. } => "delete",
+        Request::Members => "members",
     }
 }
 
@@ -561,4 +573,29 @@ async fn list(
         })
         .collect();
     Ok(Response::Listing { entries, next })
+}
+
+async fn member_rows(shared: &Shared) -> Vec<MemberRow> {
+    shared
+        .p2p
+        .members()
+        .await
+        .into_iter()
+        .map(|(m, ago)| MemberRow {
+            node_id: m.id.node.to_string(),
+            generation: m.id.generation,
+            state: m.state,
+            incarnation: m.incarnation,
+            last_heard_ms_ago: ago.map(|d| d.as_millis() as u64),
+            zone: m.meta.as_ref().map(|x| x.zone.clone()),
+            capacity: m.meta.as_ref().map(|x| x.capacity),
+            version: m.meta.as_ref().map(|x| x.version.clone()),
+            p2p_addrs: m
+                .meta
+                .as_ref()
+                .map(|x| x.p2p_addrs.clone())
+                .unwrap_or_default(),
+            client_addr: m.meta.and_then(|x| x.client_addr),
+        })
+        .collect()
 }

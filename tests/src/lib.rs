@@ -47,24 +47,47 @@ pub struct TestNode {
     /// What the node wrote to `node.json`.
     pub info: NodeInfo,
     extra_args: Vec<String>,
+    secret: Option<String>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl TestNode {
-    /// Starts a node in a fresh temporary data dir, with extra flags.
+    /// Starts a node in a fresh temporary data dir, with extra flags. It forms a
+    /// cluster of its own, without mDNS.
     pub fn start(extra_args: &[&str]) -> anyhow::Result<TestNode> {
+        Self::start_in(None, &[extra_args, &["--no-mdns"]].concat())
+    }
+
+    /// Starts a node holding the cluster secret `secret` (if given), with extra
+    /// flags (add `--no-mdns` unless discovery is under test).
+    pub fn start_in(secret: Option<&str>, extra_args: &[&str]) -> anyhow::Result<TestNode> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().join("node");
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, info) = spawn(&dir, &extra_args)?;
+        let secret = secret.map(str::to_string);
+        let (child, info) = spawn(&dir, &extra_args, secret.as_deref())?;
         Ok(TestNode {
             dir,
             info,
             extra_args,
+            secret,
             child: Some(child),
             _tmp: Some(tmp),
         })
+    }
+
+    /// The first p2p multiaddr (what `--join` takes).
+    pub fn p2p_addr(&self) -> String {
+        self.info.p2p_addrs[0].clone()
+    }
+
+    /// The members as this node reports them.
+    pub async fn members(&self) -> anyhow::Result<Vec<stemma_client::MemberRow>> {
+        let client = self.client().await?;
+        let rows = client.members().await?;
+        client.close().await;
+        Ok(rows)
     }
 
     /// The connection string.
@@ -136,7 +159,7 @@ impl TestNode {
     /// Starts the node again on the same data dir (after kill or terminate).
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
-        let (child, info) = spawn(&self.dir, &self.extra_args)?;
+        let (child, info) = spawn(&self.dir, &self.extra_args, self.secret.as_deref())?;
         self.child = Some(child);
         self.info = info;
         Ok(())
@@ -149,17 +172,28 @@ impl Drop for TestNode {
     }
 }
 
-fn spawn(dir: &Path, extra_args: &[String]) -> anyhow::Result<(Child, NodeInfo)> {
+fn spawn(
+    dir: &Path,
+    extra_args: &[String],
+    secret: Option<&str>,
+) -> anyhow::Result<(Child, NodeInfo)> {
     std::fs::create_dir_all(dir)?;
     let node_file = dir.join(NODE_FILE);
     let _ = std::fs::remove_file(&node_file);
     let log = std::fs::File::create(dir.join("node.log"))?;
-    let mut child = Command::new(stemma_bin())
+    let mut command = Command::new(stemma_bin());
+    command
         .args(["node", "run", "--data-dir"])
         .arg(dir)
         .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--p2p-listen", "/ip4/127.0.0.1/udp/0/quic-v1"])
         .args(extra_args)
         .env("STEMMA_LOG", "info")
+        .env_remove("STEMMA_CLUSTER_SECRET");
+    if let Some(secret) = secret {
+        command.env("STEMMA_CLUSTER_SECRET", secret);
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -265,4 +299,23 @@ pub fn seed_from_env(default: u64) -> u64 {
         .unwrap_or(default);
     eprintln!("seed: {seed} (set STEMMA_TEST_SEED to change)");
     seed
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` passes; returns the time
+/// it took, or an error naming `what`.
+pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await.unwrap_or(false) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            bail!("{what}: not within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

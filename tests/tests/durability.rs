@@ -239,7 +239,11 @@ async fn sigterm_during_a_put_either_finishes_it_or_rolls_it_back() -> anyhow::R
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(node.terminate()?, Some(0), "a graceful stop exits 0");
-    let acknowledged = upload.await?.is_ok();
+    let outcome = upload.await?;
+    if let Err(e) = &outcome {
+        eprintln!("the upload failed: {e}");
+    }
+    let acknowledged = outcome.is_ok();
     node.restart()?;
     let client = node.client().await?;
     let path = ObjectPath::parse("term/inflight")?;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::Node;
-use crate::config::{Durability, NodeConfig};
+use crate::config::{Durability, MembershipPreset, NodeConfig};
 
 const ABOUT: &str =
     "Stemma: a peer-to-peer replicated store for edge sites, with a data-lineage graph.";
@@ -23,6 +23,7 @@ Getting started:
   stemma ls demo/2024/                        list keys under a prefix
   stemma stat demo/2024/report.csv            show its size, id and chunks
   stemma rm demo/2024/report.csv              delete it
+  stemma members                              who is in the cluster, and alive
 
 Client commands find the node in --node, then STEMMA_NODE, then ./stemma-dev/node.json.
 --node takes a connection string (stemma://…, from a node's node.json) or a node's data dir.
@@ -99,6 +100,9 @@ enum Command {
     Stat(objects::PathArg),
     /// Delete BUCKET/KEY. Chunks no other object uses are freed.
     Rm(objects::PathArg),
+    /// List the cluster's members as the node sees them: state, zone, addresses,
+    /// incarnation, and when each was last heard from.
+    Members,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +137,36 @@ pub struct RunArgs {
     /// When a write is acknowledged: after fsync (immediate) or within ~1 s (relaxed)
     #[arg(long, env = "STEMMA_DURABILITY", value_enum)]
     durability: Option<DurabilityArg>,
+    /// Peer-to-peer QUIC multiaddr [default: /ip4/127.0.0.1/udp/7401/quic-v1]
+    #[arg(long, env = "STEMMA_P2P_LISTEN", value_name = "MULTIADDR")]
+    p2p_listen: Option<String>,
+    /// Join the cluster through this node (repeatable); take its address from its
+    /// node.json `p2p_addrs`
+    #[arg(long, value_name = "MULTIADDR")]
+    join: Vec<String>,
+    /// Do not look for other nodes on the local network (mDNS)
+    #[arg(long)]
+    no_mdns: bool,
+    /// The site this node runs in; replicas are spread across zones [default: default]
+    #[arg(long, env = "STEMMA_ZONE")]
+    zone: Option<String>,
+    /// Relative storage capacity, for placement [default: 1]
+    #[arg(long, env = "STEMMA_CAPACITY")]
+    capacity: Option<u64>,
+    /// File holding the cluster secret (nodes join only clusters whose secret they
+    /// hold). Also STEMMA_CLUSTER_SECRET. Without either, the node creates one in
+    /// its data dir.
+    #[arg(long, env = "STEMMA_CLUSTER_SECRET_FILE", value_name = "FILE")]
+    cluster_secret_file: Option<PathBuf>,
+    /// SWIM timing: lan (1 s probes) or wan (5 s probes) [default: lan]
+    #[arg(long, env = "STEMMA_MEMBERSHIP", value_enum)]
+    membership: Option<MembershipArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MembershipArg {
+    Lan,
+    Wan,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -165,6 +199,32 @@ impl RunArgs {
                 DurabilityArg::Relaxed => Durability::Relaxed,
             };
         }
+        if let Some(v) = &self.p2p_listen {
+            config.p2p_listen = v.clone();
+        }
+        config.join.extend(self.join.iter().cloned());
+        if self.no_mdns {
+            config.mdns = false;
+        }
+        if let Some(v) = &self.zone {
+            config.zone = v.clone();
+        }
+        if let Some(v) = self.capacity {
+            config.capacity = v;
+        }
+        if let Ok(secret) = std::env::var("STEMMA_CLUSTER_SECRET") {
+            config.cluster_secret = Some(secret);
+        }
+        if let Some(v) = &self.cluster_secret_file {
+            config.cluster_secret_file = Some(v.clone());
+            config.cluster_secret = None;
+        }
+        if let Some(v) = self.membership {
+            config.membership = match v {
+                MembershipArg::Lan => MembershipPreset::Lan,
+                MembershipArg::Wan => MembershipPreset::Wan,
+            };
+        }
         config.validate()?;
         Ok(config)
     }
@@ -191,6 +251,7 @@ pub fn main() -> ExitCode {
             Command::Ls(args) => objects::ls(cli.node, cli.output, args).await,
             Command::Stat(args) => objects::stat(cli.node, cli.output, args).await,
             Command::Rm(args) => objects::rm(cli.node, cli.output, args).await,
+            Command::Members => objects::members(cli.node, cli.output).await,
         }
     });
     // Don't wait for blocking reads of stdin that will never finish.

@@ -361,6 +361,49 @@ async fn rm_inner(node: Option<String>, output: Output, args: PathArg) -> Result
     Ok(())
 }
 
+pub async fn members(node: Option<String>, output: Output) -> u8 {
+    finish(output, members_inner(node, output).await)
+}
+
+async fn members_inner(node: Option<String>, output: Output) -> Result<(), Failed> {
+    let client = connect(node).await?;
+    let rows = client.members().await?;
+    if output.json {
+        println!("{}", serde_json::to_string(&rows).unwrap_or_default());
+    } else {
+        println!(
+            "{:<10} {:<10} {:<8} {:>12} {:>10}  ADDRESSES",
+            "ID", "ZONE", "STATE", "INCARNATION", "HEARD"
+        );
+        for (i, m) in rows.iter().enumerate() {
+            let heard = match (i, m.last_heard_ms_ago) {
+                (0, _) => "self".to_string(),
+                (_, Some(ms)) => format!("{:.1}s ago", ms as f64 / 1000.0),
+                (_, None) => "never".to_string(),
+            };
+            let short = &m.node_id[m.node_id.len().saturating_sub(8)..];
+            let state = format!("{:?}", m.state).to_lowercase();
+            let mut addrs: Vec<String> = m
+                .client_addr
+                .iter()
+                .map(|a| format!("client {a}"))
+                .collect();
+            addrs.extend(m.p2p_addrs.iter().map(|a| format!("p2p {a}")));
+            println!(
+                "{:<10} {:<10} {:<8} {:>12} {:>10}  {}",
+                short,
+                m.zone.as_deref().unwrap_or("?"),
+                state,
+                m.incarnation,
+                heard,
+                addrs.join(", ")
+            );
+        }
+    }
+    client.close().await;
+    Ok(())
+}
+
 fn info_json(info: &ObjectInfo) -> serde_json::Value {
     serde_json::json!({
         "bucket": info.bucket,

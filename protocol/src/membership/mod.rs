@@ -38,6 +38,7 @@ use notice::{Notice, NoticeHandler, Notices};
 /// What a sealed message carries.
 const KIND_SWIM: u8 = 0;
 const KIND_META: u8 = 1;
+const KIND_LEFT: u8 = 2;
 
 /// A member's state as this node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -356,6 +357,20 @@ impl Membership {
                 }
                 Ok(())
             }
+            KIND_LEFT => {
+                let id: MemberId = postcard::from_bytes(body)
+                    .map_err(|e| MembershipError::Malformed(e.to_string()))?;
+                if id.node != sender {
+                    return Err(MembershipError::Malformed(
+                        "a leave for another node".into(),
+                    ));
+                }
+                // Record it and pass it on with SWIM's own dissemination.
+                let _ = self
+                    .swim
+                    .add_broadcast(&NoticeHandler::encode(&Notice::Left(id)));
+                Ok(())
+            }
             other => Err(MembershipError::Malformed(format!(
                 "unknown message kind {other}"
             ))),
@@ -389,6 +404,14 @@ impl Membership {
         let _ = self
             .swim
             .add_broadcast(&NoticeHandler::encode(&Notice::Left(me)));
+        // Tell every active member directly first: once SWIM marks us down, the
+        // others ignore what we piggyback, so the notice must not depend on it.
+        let mut payload = vec![KIND_LEFT];
+        payload.extend_from_slice(&postcard::to_stdvec(&me).expect("an id serializes"));
+        let active: Vec<MemberId> = self.swim.iter_members().map(|m| *m.id()).collect();
+        for id in active {
+            self.io.send_raw(id, &payload);
+        }
         let _ = self.swim.broadcast(&mut self.io);
         let _ = self.swim.leave_cluster(&mut self.io);
         self.after_input();

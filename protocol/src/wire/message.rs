@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::membership::MemberState;
 use crate::{ChunkId, ObjectId};
 
 /// The client's first frame.
@@ -78,6 +79,8 @@ pub enum Request {
         /// Key.
         key: String,
     },
+    /// The cluster's members as this node sees them.
+    Members,
 }
 
 /// The body of a put, after its [`Request::Put`].
@@ -129,6 +132,33 @@ pub enum Response {
     Deleted,
     /// The request failed; nothing changed.
     Error(WireError),
+    /// The answer to [`Request::Members`]: this node first.
+    Members(Vec<MemberRow>),
+}
+
+/// One member as a node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRow {
+    /// Node id (libp2p PeerId).
+    pub node_id: String,
+    /// Restart generation.
+    pub generation: u32,
+    /// alive, suspect, dead or left.
+    pub state: MemberState,
+    /// `generation × 65536 + SWIM incarnation`.
+    pub incarnation: u64,
+    /// Milliseconds since the node last heard from it; `None` for itself or never.
+    pub last_heard_ms_ago: Option<u64>,
+    /// Zone (site), if known.
+    pub zone: Option<String>,
+    /// Capacity weight, if known.
+    pub capacity: Option<u64>,
+    /// Software version, if known.
+    pub version: Option<String>,
+    /// Peer-to-peer multiaddrs, if known.
+    pub p2p_addrs: Vec<String>,
+    /// Client endpoint, if known.
+    pub client_addr: Option<String>,
 }
 
 /// What a name points at.
