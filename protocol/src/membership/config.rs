@@ -37,11 +37,12 @@ impl MembershipConfig {
         }
     }
 
-    /// The longest time from a crash to every member declaring it dead, when
-    /// messages flow: one probe period to notice, the suspicion timeout, and the
-    /// time for the verdict to spread.
+    /// The time within which every live member declares a crashed one dead, when
+    /// messages flow: up to two probe periods until some member probes it, a
+    /// direct and an indirect round trip, the suspicion timeout, and one more
+    /// period for the verdict to spread.
     pub fn detection_bound(&self) -> Duration {
-        self.swim.probe_period * 2 + self.swim.probe_rtt + self.swim.suspect_to_down_after
+        self.swim.probe_period * 3 + self.swim.probe_rtt * 2 + self.swim.suspect_to_down_after
     }
 }
 
