@@ -727,6 +727,10 @@ impl TestNode {
             data_dir: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".parse()?,
             http: "127.0.0.1:0".parse()?,
+            // A cluster of one: a free p2p port and no mDNS, so that the node
+            // neither collides with nor discovers other nodes on this machine.
+            p2p_listen: "/ip4/127.0.0.1/udp/0/quic-v1".into(),
+            mdns: false,
             ..Default::default()
         })
         .await?;
