@@ -15,6 +15,8 @@
 //! #     data_dir: dir.path().into(),
 //! #     listen: "127.0.0.1:0".parse()?,
 //! #     http: "127.0.0.1:0".parse()?,
+//! #     p2p_listen: "/ip4/127.0.0.1/udp/0/quic-v1".into(),
+//! #     mdns: false,
 //! #     ..Default::default()
 //! # }).await?;
 //! # let connection_string = node.info().connection.clone();
