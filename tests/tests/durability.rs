@@ -26,6 +26,28 @@ async fn put_file(
     Ok(stored)
 }
 
+/// Starts putting `file` as `path` in the background, with a connection of its own.
+fn spawn_upload(
+    node: &TestNode,
+    path: &str,
+    file: &std::path::Path,
+) -> tokio::task::JoinHandle<anyhow::Result<stemma_client::Stored>> {
+    let connection = node.info.connection.clone();
+    let (path, file) = (path.to_string(), file.to_path_buf());
+    tokio::spawn(async move {
+        let client = stemma_client::Client::connect(&connection).await?;
+        client
+            .put(
+                &ObjectPath::parse(&path)?,
+                tokio::fs::File::open(&file).await?,
+                PutOptions::default(),
+                |_| {},
+            )
+            .await
+            .map_err(anyhow::Error::from)
+    })
+}
+
 async fn get_hash(node: &TestNode, path: &str) -> anyhow::Result<blake3::Hash> {
     let client = node.client().await?;
     let mut out = Vec::new();
@@ -108,20 +130,7 @@ async fn a_put_killed_midway_leaves_no_trace_and_harms_nothing() -> anyhow::Resu
 
     let big = work.path().join("big");
     random_file(&big, 200 * MIB, seed + 1)?;
-    let connection = node.info.connection.clone();
-    let big_path = big.clone();
-    let upload = tokio::spawn(async move {
-        let client = stemma_client::Client::connect(&connection).await?;
-        client
-            .put(
-                &ObjectPath::parse("crash/interrupted")?,
-                tokio::fs::File::open(&big_path).await?,
-                PutOptions::default(),
-                |_| {},
-            )
-            .await
-            .map_err(anyhow::Error::from)
-    });
+    let upload = spawn_upload(&node, "crash/interrupted", &big);
     // Kill the node once a good part of the upload has arrived.
     let deadline = Instant::now() + Duration::from_secs(120);
     while node.metric("stemma_received_bytes_total")? < (40 * MIB) as f64 {
@@ -219,20 +228,7 @@ async fn sigterm_during_a_put_either_finishes_it_or_rolls_it_back() -> anyhow::R
     let work = tempfile::tempdir()?;
     let big = work.path().join("big");
     random_file(&big, 100 * MIB, seed)?;
-    let connection = node.info.connection.clone();
-    let big_path = big.clone();
-    let upload = tokio::spawn(async move {
-        let client = stemma_client::Client::connect(&connection).await?;
-        client
-            .put(
-                &ObjectPath::parse("term/inflight")?,
-                tokio::fs::File::open(&big_path).await?,
-                PutOptions::default(),
-                |_| {},
-            )
-            .await
-            .map_err(anyhow::Error::from)
-    });
+    let upload = spawn_upload(&node, "term/inflight", &big);
     let deadline = Instant::now() + Duration::from_secs(120);
     while node.metric("stemma_received_bytes_total")? < (20 * MIB) as f64 {
         assert!(Instant::now() < deadline, "the upload never got going");

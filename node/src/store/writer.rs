@@ -451,43 +451,11 @@ impl<'t> Tables<'t> {
     }
 
     fn add_object_ref(&mut self, id: &ObjectId, delta: i64) -> Result<u64, StoreError> {
-        let now = self
-            .object_refs
-            .get(id.as_bytes())
-            .context("counting references")?
-            .map(|v| v.value())
-            .unwrap_or(0);
-        let new = now.saturating_add_signed(delta);
-        if new == 0 {
-            self.object_refs
-                .remove(id.as_bytes())
-                .context("counting references")?;
-        } else {
-            self.object_refs
-                .insert(id.as_bytes(), new)
-                .context("counting references")?;
-        }
-        Ok(new)
+        add_ref(&mut self.object_refs, id.as_bytes(), delta)
     }
 
     fn add_chunk_ref(&mut self, id: &ChunkId, delta: i64) -> Result<u64, StoreError> {
-        let now = self
-            .chunk_refs
-            .get(id.as_bytes())
-            .context("counting references")?
-            .map(|v| v.value())
-            .unwrap_or(0);
-        let new = now.saturating_add_signed(delta);
-        if new == 0 {
-            self.chunk_refs
-                .remove(id.as_bytes())
-                .context("counting references")?;
-        } else {
-            self.chunk_refs
-                .insert(id.as_bytes(), new)
-                .context("counting references")?;
-        }
-        Ok(new)
+        add_ref(&mut self.chunk_refs, id.as_bytes(), delta)
     }
 
     /// Drops one name's reference to an object; frees the object and its chunks
@@ -538,6 +506,26 @@ impl<'t> Tables<'t> {
         }
         Ok(())
     }
+}
+
+/// Moves a reference count by `delta`; a count of zero is no row at all.
+fn add_ref(
+    table: &mut Table<'_, &'static [u8; 32], u64>,
+    key: &[u8; 32],
+    delta: i64,
+) -> Result<u64, StoreError> {
+    let now = table
+        .get(key)
+        .context("counting references")?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    let new = now.saturating_add_signed(delta);
+    if new == 0 {
+        table.remove(key).context("counting references")?;
+    } else {
+        table.insert(key, new).context("counting references")?;
+    }
+    Ok(new)
 }
 
 /// Frees every chunk no manifest references: what uploads interrupted by a crash
