@@ -8,6 +8,7 @@
 //! chunk_size = 1040384         # bytes, 4 KiB ..= 1 MiB
 //! durability = "immediate"     # or "relaxed"
 //! p2p_listen = "/ip4/0.0.0.0/udp/7401/quic-v1"
+//! p2p_advertise = "203.0.113.7:7401"  # what other nodes dial, if not the above
 //! join = ["/ip4/10.0.0.5/udp/7401/quic-v1"]
 //! mdns = true
 //! zone = "site-a"
@@ -41,6 +42,10 @@ pub struct NodeConfig {
     pub durability: Durability,
     /// Multiaddr of the peer-to-peer endpoint (QUIC). Port 0 picks a free port.
     pub p2p_listen: String,
+    /// The `IP:PORT` other nodes should dial to reach the p2p endpoint, when that
+    /// is not the listen address (behind NAT, or listening on 0.0.0.0 with
+    /// several interfaces). Without it, a non-loopback listen address is used.
+    pub p2p_advertise: Option<SocketAddr>,
     /// Multiaddrs of nodes to join through (`/p2p/PEER_ID` at the end is optional).
     pub join: Vec<String>,
     /// Find other nodes on the local network by mDNS.
@@ -81,6 +86,7 @@ impl Default for NodeConfig {
             chunk_size: ChunkSize::DEFAULT.bytes() as u64,
             durability: Durability::Immediate,
             p2p_listen: "/ip4/127.0.0.1/udp/7401/quic-v1".into(),
+            p2p_advertise: None,
             join: Vec::new(),
             mdns: true,
             zone: "default".into(),

@@ -100,6 +100,7 @@ impl Node {
                 zone: config.zone.clone(),
                 capacity: config.capacity,
                 client_addr: client_addr.to_string(),
+                advertise: config.p2p_advertise,
             },
             p2p_events,
         )

@@ -60,7 +60,8 @@ impl TestNode {
     }
 
     /// Starts a node holding the cluster secret `secret` (if given), with extra
-    /// flags (add `--no-mdns` unless discovery is under test).
+    /// flags (add `--no-mdns` unless discovery is under test). The p2p endpoint
+    /// listens on a free port of 127.0.0.1 unless `--p2p-listen` is given.
     pub fn start_in(secret: Option<&str>, extra_args: &[&str]) -> anyhow::Result<TestNode> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().join("node");
@@ -182,11 +183,16 @@ fn spawn(
     let _ = std::fs::remove_file(&node_file);
     let log = std::fs::File::create(dir.join("node.log"))?;
     let mut command = Command::new(stemma_bin());
+    command.args(["node", "run", "--data-dir"]).arg(dir).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    if !extra_args.iter().any(|a| a == "--p2p-listen") {
+        command.args(["--p2p-listen", "/ip4/127.0.0.1/udp/0/quic-v1"]);
+    }
     command
-        .args(["node", "run", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(["--p2p-listen", "/ip4/127.0.0.1/udp/0/quic-v1"])
         .args(extra_args)
         .env("STEMMA_LOG", "info")
         .env_remove("STEMMA_CLUSTER_SECRET");

@@ -140,6 +140,10 @@ pub struct RunArgs {
     /// Peer-to-peer QUIC multiaddr [default: /ip4/127.0.0.1/udp/7401/quic-v1]
     #[arg(long, env = "STEMMA_P2P_LISTEN", value_name = "MULTIADDR")]
     p2p_listen: Option<String>,
+    /// The IP:PORT other nodes dial to reach this one, if not the p2p listen
+    /// address (behind NAT, or listening on 0.0.0.0)
+    #[arg(long, env = "STEMMA_P2P_ADVERTISE", value_name = "IP:PORT")]
+    p2p_advertise: Option<SocketAddr>,
     /// Join the cluster through this node (repeatable); take its address from its
     /// node.json `p2p_addrs`
     #[arg(long, value_name = "MULTIADDR")]
@@ -201,6 +205,9 @@ impl RunArgs {
         }
         if let Some(v) = &self.p2p_listen {
             config.p2p_listen = v.clone();
+        }
+        if let Some(v) = self.p2p_advertise {
+            config.p2p_advertise = Some(v);
         }
         config.join.extend(self.join.iter().cloned());
         if self.no_mdns {

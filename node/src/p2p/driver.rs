@@ -10,13 +10,13 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, request_response};
 use stemma_protocol::membership::{
-    MemberInfo, Membership, MembershipEvent, MembershipStats, MembershipTimer, NodeId, Output,
+    MemberId, MemberInfo, Membership, MembershipEvent, MembershipStats, MembershipTimer, Output,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::behaviour::{Behaviour, BehaviourEvent};
-use super::{P2pEvent, node_of, peer_of};
+use super::{P2pEvent, node_of, peer_of, quic_addr};
 
 /// How often to retry the join targets while no other member is known.
 const JOIN_RETRY: Duration = Duration::from_secs(3);
@@ -40,6 +40,7 @@ struct Driver {
 
 pub async fn run(
     swarm: Swarm<Behaviour>,
+    early_events: Vec<SwarmEvent<BehaviourEvent>>,
     membership: Membership,
     join: Vec<Multiaddr>,
     mut commands: mpsc::Receiver<Command>,
@@ -56,6 +57,9 @@ pub async fn run(
         events,
     };
     d.join_targets();
+    for event in early_events {
+        d.on_swarm_event(event);
+    }
     let mut retry = tokio::time::interval(JOIN_RETRY);
     loop {
         let next_timer = d.timers.peek().map(|Reverse((at, _))| *at);
@@ -145,7 +149,7 @@ impl Driver {
                     self.receive(peer, &request);
                 }
                 request_response::Event::OutboundFailure { peer, error, .. } => {
-                    tracing::trace!(%peer, %error, "membership message not delivered");
+                    tracing::debug!(%peer, %error, "membership message not delivered");
                 }
                 _ => {}
             },
@@ -221,7 +225,7 @@ impl Driver {
         let outputs: Vec<Output> = self.membership.drain_outputs().collect();
         for output in outputs {
             match output {
-                Output::Send { to, data } => self.send(&to.node, data),
+                Output::Send { to, data } => self.send(&to, data),
                 Output::Timer { timer, after } => {
                     self.seq += 1;
                     self.pending.insert(self.seq, timer);
@@ -233,17 +237,18 @@ impl Driver {
         }
     }
 
-    fn send(&mut self, node: &NodeId, data: Vec<u8>) {
-        let Some(peer) = peer_of(node) else { return };
-        if !self.swarm.is_connected(&peer)
-            && let Some(meta) = self.membership.meta(node)
-        {
-            for addr in meta
-                .p2p_addrs
-                .iter()
-                .filter_map(|a| a.parse::<Multiaddr>().ok())
-            {
-                self.swarm.add_peer_address(peer, addr);
+    fn send(&mut self, to: &MemberId, data: Vec<u8>) {
+        let Some(peer) = peer_of(&to.node) else {
+            return;
+        };
+        if !self.swarm.is_connected(&peer) {
+            if let Some(addr) = to.addr {
+                self.swarm.add_peer_address(peer, quic_addr(addr));
+            }
+            if let Some(meta) = self.membership.meta(&to.node) {
+                for addr in meta.p2p_addrs.iter().filter_map(|a| a.parse().ok()) {
+                    self.swarm.add_peer_address(peer, addr);
+                }
             }
         }
         self.swarm

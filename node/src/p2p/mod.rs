@@ -5,13 +5,15 @@
 mod behaviour;
 mod driver;
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use libp2p::futures::StreamExt;
+use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Multiaddr, PeerId, identify, mdns, request_response};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, request_response};
 use stemma_protocol::membership::{
     ClusterKey, MemberId, MemberInfo, Membership, MembershipConfig, MembershipStats, NodeId,
     NodeMeta,
@@ -19,7 +21,7 @@ use stemma_protocol::membership::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use behaviour::{Behaviour, MEMBERSHIP_PROTOCOL, RawCodec};
+use behaviour::{Behaviour, BehaviourEvent, MEMBERSHIP_PROTOCOL, RawCodec};
 
 /// What the peer-to-peer side needs to start.
 #[derive(Debug, Clone)]
@@ -42,6 +44,9 @@ pub struct P2pSettings {
     pub capacity: u64,
     /// The client endpoint's address.
     pub client_addr: String,
+    /// The p2p address others should dial, when not the listen address (NAT,
+    /// or listening on 0.0.0.0).
+    pub advertise: Option<SocketAddr>,
 }
 
 /// A running swarm and membership.
@@ -74,10 +79,7 @@ impl P2p {
             .public()
             .try_into_ed25519()
             .context("the node identity must be an ed25519 key")?;
-        let me = MemberId {
-            node: NodeId::from_public_key(public.to_bytes()),
-            generation: settings.generation,
-        };
+        let node = NodeId::from_public_key(public.to_bytes());
         let local_peer_id = keypair.public().to_peer_id();
         let mdns_on = settings.mdns;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -112,16 +114,23 @@ impl P2p {
         swarm
             .listen_on(settings.listen.clone())
             .with_context(|| format!("cannot listen on {} (p2p)", settings.listen))?;
-        let listen_addrs = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if let Some(SwarmEvent::NewListenAddr { address, .. }) = swarm.next().await {
-                    return address;
-                }
-            }
-        })
-        .await
-        .with_context(|| format!("no p2p listen address on {}", settings.listen))?;
-        let listen_addrs = vec![listen_addrs.with(libp2p::multiaddr::Protocol::P2p(local_peer_id))];
+        let mut early_events = Vec::new();
+        let listen_addrs = listen_addrs(&mut swarm, &settings.listen, &mut early_events).await?;
+        let advertised = settings
+            .advertise
+            .or_else(|| listen_addrs.iter().find_map(socket_addr));
+        let me = MemberId {
+            node,
+            generation: settings.generation,
+            addr: advertised,
+        };
+        let mut listen_addrs: Vec<Multiaddr> = listen_addrs
+            .into_iter()
+            .map(|a| a.with(Protocol::P2p(local_peer_id)))
+            .collect();
+        if let Some(addr) = settings.advertise {
+            listen_addrs.insert(0, quic_addr(addr).with(Protocol::P2p(local_peer_id)));
+        }
         let meta = NodeMeta {
             id: me,
             zone: settings.zone.clone(),
@@ -139,7 +148,14 @@ impl P2p {
             seed,
         );
         let (commands, rx) = mpsc::channel(64);
-        let task = tokio::spawn(driver::run(swarm, membership, settings.join, rx, events));
+        let task = tokio::spawn(driver::run(
+            swarm,
+            early_events,
+            membership,
+            settings.join,
+            rx,
+            events,
+        ));
         Ok(P2p {
             handle: P2pHandle { commands },
             task,
@@ -202,6 +218,57 @@ impl P2pHandle {
     }
 }
 
+/// Waits for the swarm's listen addresses: the first, and any others reported
+/// right after it (one per interface when listening on 0.0.0.0). Non-loopback
+/// addresses come first, since they are the ones other machines can dial.
+/// Other events that arrive meanwhile (an mDNS discovery) are kept for the driver.
+async fn listen_addrs(
+    swarm: &mut Swarm<Behaviour>,
+    listen: &Multiaddr,
+    early: &mut Vec<SwarmEvent<BehaviourEvent>>,
+) -> anyhow::Result<Vec<Multiaddr>> {
+    let mut addrs = Vec::new();
+    let first_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let deadline = if addrs.is_empty() {
+            first_deadline
+        } else {
+            tokio::time::Instant::now() + Duration::from_millis(100)
+        };
+        match tokio::time::timeout_at(deadline, swarm.next()).await {
+            Ok(Some(SwarmEvent::NewListenAddr { address, .. })) => addrs.push(address),
+            Ok(Some(event)) => early.push(event),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if addrs.is_empty() {
+        anyhow::bail!("no p2p listen address on {listen}");
+    }
+    addrs.sort_by_key(|a| socket_addr(a).is_none_or(|s| s.ip().is_loopback()));
+    Ok(addrs)
+}
+
+/// The UDP socket address of a QUIC multiaddr.
+fn socket_addr(addr: &Multiaddr) -> Option<SocketAddr> {
+    let mut parts = addr.iter();
+    let ip: IpAddr = match parts.next()? {
+        Protocol::Ip4(ip) => ip.into(),
+        Protocol::Ip6(ip) => ip.into(),
+        _ => return None,
+    };
+    match parts.next()? {
+        Protocol::Udp(port) => Some(SocketAddr::new(ip, port)),
+        _ => None,
+    }
+}
+
+/// The QUIC multiaddr of a UDP socket address.
+fn quic_addr(addr: SocketAddr) -> Multiaddr {
+    Multiaddr::from(addr.ip())
+        .with(Protocol::Udp(addr.port()))
+        .with(Protocol::QuicV1)
+}
+
 /// The membership id of a libp2p peer, if it has an ed25519 identity.
 fn node_of(peer: &PeerId) -> Option<NodeId> {
     NodeId::from_peer_id_bytes(&peer.to_bytes())
@@ -210,4 +277,19 @@ fn node_of(peer: &PeerId) -> Option<NodeId> {
 /// The libp2p peer of a member.
 fn peer_of(node: &NodeId) -> Option<PeerId> {
     PeerId::from_bytes(&node.peer_id_bytes()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quic_multiaddrs_and_socket_addresses_convert_both_ways() {
+        for text in ["10.0.0.5:7401", "[2001:db8::1]:7401"] {
+            let addr: SocketAddr = text.parse().unwrap();
+            assert_eq!(socket_addr(&quic_addr(addr)), Some(addr));
+        }
+        let tcp: Multiaddr = "/dns4/example.org/udp/7401/quic-v1".parse().unwrap();
+        assert_eq!(socket_addr(&tcp), None);
+    }
 }

@@ -38,11 +38,13 @@ impl MembershipConfig {
     }
 
     /// The time within which every live member declares a crashed one dead, when
-    /// messages flow: up to two probe periods until some member probes it, a
-    /// direct and an indirect round trip, the suspicion timeout, and one more
-    /// period for the verdict to spread.
+    /// messages flow: up to three probe periods until some member probes it
+    /// (each member probes one member per period, in a shuffled round-robin, so
+    /// with a few members one of them picks it within three periods all but
+    /// rarely), a direct and an indirect round trip, the suspicion timeout, and
+    /// one more period for the verdict to spread.
     pub fn detection_bound(&self) -> Duration {
-        self.swim.probe_period * 3 + self.swim.probe_rtt * 2 + self.swim.suspect_to_down_after
+        self.swim.probe_period * 4 + self.swim.probe_rtt * 2 + self.swim.suspect_to_down_after
     }
 }
 

@@ -1,9 +1,11 @@
 //! Who a member is: its node id (an ed25519 public key, shown as the libp2p
 //! PeerId it corresponds to) and its generation (bumped on every restart and on
 //! every rejoin after a false death, so the newest incarnation of a node always
-//! wins).
+//! wins), and where it listens, so that any member that hears of it second-hand
+//! can reach it at once.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,10 @@ pub struct MemberId {
     pub node: NodeId,
     /// Restart/rejoin counter: the higher generation of a node replaces the lower.
     pub generation: u32,
+    /// Its peer-to-peer endpoint (UDP, QUIC), if it has one. It travels with the
+    /// id in every SWIM update, as in memberlist, so that a member learned
+    /// through gossip can be probed before its metadata arrives.
+    pub addr: Option<SocketAddr>,
 }
 
 /// Text that is not a node id.
@@ -95,7 +101,11 @@ impl FromStr for NodeId {
 
 impl fmt::Debug for MemberId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.node.short(), self.generation)
+        write!(f, "{}#{}", self.node.short(), self.generation)?;
+        match self.addr {
+            Some(addr) => write!(f, "@{addr}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -106,8 +116,8 @@ impl foca::Identity for MemberId {
     /// generation that replaces the one declared down.
     fn renew(&self) -> Option<Self> {
         Some(MemberId {
-            node: self.node,
             generation: self.generation.wrapping_add(1),
+            ..*self
         })
     }
 
@@ -139,10 +149,12 @@ mod tests {
         let old = MemberId {
             node: NodeId::synthetic(1),
             generation: 3,
+            addr: Some("127.0.0.1:7401".parse().unwrap()),
         };
         let new = old.renew().unwrap();
         assert_eq!(new.addr(), old.addr());
         assert!(new.win_addr_conflict(&old));
         assert!(!old.win_addr_conflict(&new));
+        assert_eq!(new.addr, old.addr);
     }
 }

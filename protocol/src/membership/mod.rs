@@ -306,12 +306,13 @@ impl Membership {
         &self.io.config
     }
 
-    /// Joins through a known node (generation unknown: SWIM learns the current one
-    /// from its answer).
+    /// Joins through a known node (its generation and address unknown: SWIM
+    /// learns them from its answer; the caller knows how to reach it).
     pub fn join(&mut self, via: NodeId) {
         let target = MemberId {
             node: via,
             generation: 0,
+            addr: None,
         };
         // Announcing to oneself is the only failure; it changes nothing.
         let _ = self.swim.announce(target, &mut self.io);

@@ -157,6 +157,7 @@ fn member(i: usize) -> MemberId {
     MemberId {
         node: NodeId::synthetic(i as u64),
         generation: 0,
+        addr: None,
     }
 }
 
@@ -327,8 +328,8 @@ fn a_restart_with_a_higher_generation_replaces_the_old_one() {
     assert!(net.all_see(2, MemberState::Dead));
     // The process comes back with a new generation, as a restarted node does.
     let reborn = MemberId {
-        node: member(2).node,
         generation: 1,
+        ..member(2)
     };
     net.members[2] = Membership::new(
         reborn,
