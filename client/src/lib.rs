@@ -44,6 +44,7 @@
 
 mod connection_string;
 mod error;
+mod lineage;
 pub mod tls;
 pub mod transport;
 

@@ -16,6 +16,7 @@
 //! cluster_secret_file = "/etc/stemma/cluster-secret"
 //! membership = "lan"           # or "wan"
 //! expected_members = 16
+//! lineage_sync_seconds = 5     # anti-entropy; changes are pushed at once
 //! ```
 
 use std::net::SocketAddr;
@@ -64,6 +65,12 @@ pub struct NodeConfig {
     pub membership: MembershipPreset,
     /// Expected cluster size; scales suspicion timeouts and dissemination.
     pub expected_members: u32,
+    /// Seconds between anti-entropy rounds of lineage sync with every live
+    /// member (changes are also pushed as soon as they are made).
+    pub lineage_sync_seconds: u64,
+    /// Serve `POST /debug/faults`, which cuts the node off from named peers.
+    /// For partition tests only.
+    pub fault_injection: bool,
 }
 
 /// SWIM timing presets (see `stemma_protocol::membership::MembershipConfig`).
@@ -95,6 +102,8 @@ impl Default for NodeConfig {
             cluster_secret_file: None,
             membership: MembershipPreset::Lan,
             expected_members: 16,
+            lineage_sync_seconds: 5,
+            fault_injection: false,
         }
     }
 }

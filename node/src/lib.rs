@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 mod http;
 pub mod identity;
+pub mod lineage;
 pub mod metrics;
 mod node;
 pub mod p2p;

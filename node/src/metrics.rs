@@ -42,6 +42,33 @@ struct MembershipCounters {
     suspicions_refuted: Counter,
 }
 
+/// Lineage figures: set and advanced by the lineage service directly.
+#[derive(Debug, Default)]
+pub struct LineageMetrics {
+    /// Edits applied on this node (operations).
+    pub edits: Counter,
+    /// Sync sessions run with peers (either side).
+    pub sync_sessions: Counter,
+    /// Sync sessions that failed.
+    pub sync_errors: Counter,
+    /// Sync messages sent.
+    pub sync_messages_sent: Counter,
+    /// Sync messages received.
+    pub sync_messages_received: Counter,
+    /// Sync bytes sent.
+    pub sync_sent_bytes: Counter,
+    /// Sync bytes received.
+    pub sync_received_bytes: Counter,
+    /// Bytes of all lineage documents on disk (snapshots and logs).
+    pub document_bytes: Gauge,
+    /// Changes in the documents' histories.
+    pub changes: Gauge,
+    /// Entities in the graphs.
+    pub entities: Gauge,
+    /// Edges in the graphs.
+    pub edges: Gauge,
+}
+
 /// A request kind label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -75,6 +102,8 @@ pub struct Metrics {
     pub connections: Counter,
     members: Family<StateLabel, Gauge>,
     membership: MembershipCounters,
+    /// The lineage graphs and their replication.
+    pub lineage: LineageMetrics,
 }
 
 impl Default for Metrics {
@@ -91,6 +120,7 @@ impl Default for Metrics {
             connections: Counter::default(),
             members: Family::default(),
             membership: MembershipCounters::default(),
+            lineage: LineageMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -142,6 +172,66 @@ impl Default for Metrics {
             ),
         ] {
             registry.register(name, help, counter.clone());
+        }
+        let l = &m.lineage;
+        for (name, help, counter) in [
+            (
+                "lineage_edits",
+                "Lineage operations applied on this node",
+                &l.edits,
+            ),
+            (
+                "lineage_sync_sessions",
+                "Lineage sync sessions with peers",
+                &l.sync_sessions,
+            ),
+            (
+                "lineage_sync_errors",
+                "Lineage sync sessions that failed",
+                &l.sync_errors,
+            ),
+            (
+                "lineage_sync_messages_sent",
+                "Lineage sync messages sent",
+                &l.sync_messages_sent,
+            ),
+            (
+                "lineage_sync_messages_received",
+                "Lineage sync messages received",
+                &l.sync_messages_received,
+            ),
+            (
+                "lineage_sync_sent_bytes",
+                "Lineage sync bytes sent",
+                &l.sync_sent_bytes,
+            ),
+            (
+                "lineage_sync_received_bytes",
+                "Lineage sync bytes received",
+                &l.sync_received_bytes,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
+        for (name, help, gauge) in [
+            (
+                "lineage_document_bytes",
+                "Bytes of the lineage documents on disk (snapshots and logs)",
+                &l.document_bytes,
+            ),
+            (
+                "lineage_changes",
+                "Changes in the lineage documents' histories",
+                &l.changes,
+            ),
+            (
+                "lineage_entities",
+                "Entities in the lineage graphs",
+                &l.entities,
+            ),
+            ("lineage_edges", "Edges in the lineage graphs", &l.edges),
+        ] {
+            registry.register(name, help, gauge.clone());
         }
         registry.register("objects", "Objects (names) stored", m.objects.clone());
         registry.register("chunks", "Distinct chunks stored", m.chunks.clone());

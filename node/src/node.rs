@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::NodeConfig;
 use crate::identity::{Identity, cluster_secret, next_generation, save_generation, write_secret};
+use crate::lineage::Lineage;
 use crate::metrics::Metrics;
 use crate::p2p::{P2p, P2pEvent, P2pSettings};
 use crate::server::{self, MAX_IN_FLIGHT, Shared};
@@ -59,6 +60,7 @@ pub struct Node {
     p2p: P2p,
     accept: JoinHandle<()>,
     http: JoinHandle<()>,
+    lineage_sync: JoinHandle<()>,
 }
 
 impl Node {
@@ -113,21 +115,37 @@ impl Node {
                 }
             }
         });
+        let metrics = Arc::new(Metrics::default());
+        let mut actor = p2p.me.node.public_key().to_vec();
+        actor.extend_from_slice(&generation.to_be_bytes());
+        let lineage_dir = data_dir.clone();
+        let lineage_metrics = metrics.clone();
+        let lineage = tokio::task::spawn_blocking(move || {
+            Lineage::open(&lineage_dir, actor, lineage_metrics)
+        })
+        .await??;
+        let lineage_sync = tokio::spawn(crate::lineage::sync::run(
+            lineage.clone(),
+            p2p.streams.clone(),
+            p2p.handle.clone(),
+            Duration::from_secs(config.lineage_sync_seconds.max(1)),
+        ));
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             store,
             writer,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             token_hash: blake3::hash(identity.token.as_bytes()),
             node_id: node_id.clone(),
             chunk_size: config.chunk_size()?,
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize)),
             stopping,
             p2p: p2p.handle.clone(),
+            lineage,
         });
         let accept = tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
         let mut http_stop = shared.stopping.subscribe();
-        let router = crate::http::router(shared.clone());
+        let router = crate::http::router(shared.clone(), config.fault_injection);
         let http = tokio::spawn(async move {
             let serve = axum::serve(http_listener, router).with_graceful_shutdown(async move {
                 let _ = http_stop.wait_for(|s| *s).await;
@@ -161,6 +179,7 @@ impl Node {
             p2p,
             accept,
             http,
+            lineage_sync,
         })
     }
 
@@ -176,6 +195,7 @@ impl Node {
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         let _ = std::fs::remove_file(self.info.data_dir.join(NODE_FILE));
+        self.lineage_sync.abort();
         self.p2p.leave().await;
         self.shared.stopping.send_replace(true);
         let running = MAX_IN_FLIGHT as usize - self.shared.in_flight.available_permits();

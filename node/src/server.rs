@@ -18,6 +18,7 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tracing::Instrument;
 
 use crate::identity::Identity;
+use crate::lineage::{Lineage, LineageErrorKind};
 use crate::metrics::Metrics;
 use crate::p2p::P2pHandle;
 use crate::store::{PinGuard, Resolved, Store, StoreError, Writer};
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     pub stopping: watch::Sender<bool>,
     /// Membership.
     pub p2p: P2pHandle,
+    /// The lineage graphs.
+    pub lineage: Lineage,
 }
 
 /// The node's QUIC endpoint, bound to `listen`.
@@ -242,6 +245,9 @@ async fn serve_stream(
                 Ok(Response::Deleted)
             }
             Request::Members => Ok(Response::Members(member_rows(shared).await)),
+            Request::Lineage { namespace, request } => {
+                lineage_call(shared, namespace, &request).await
+            }
         }
     }
     .instrument(span)
@@ -311,7 +317,40 @@ fn request_kind(request: &Request) -> &'static str {
         Request::List { .. } => "list",
         Request::Delete { .. } => "delete",
         Request::Members => "members",
+        Request::Lineage { .. } => "lineage",
     }
+}
+
+/// Answers a lineage request; the answer must fit in one frame.
+async fn lineage_call(
+    shared: &Shared,
+    namespace: String,
+    request: &[u8],
+) -> Result<Response, Failure> {
+    let request = serde_json::from_slice(request).map_err(|e| {
+        Failure::Request(WireError::BadRequest(format!(
+            "invalid lineage request: {e}"
+        )))
+    })?;
+    let answer = shared
+        .lineage
+        .request(namespace, request)
+        .await
+        .map_err(|e| {
+            Failure::Request(match e.kind() {
+                LineageErrorKind::NotFound => WireError::NotFound(e.to_string()),
+                LineageErrorKind::Invalid => WireError::BadRequest(e.to_string()),
+                LineageErrorKind::Internal => WireError::Internal(e.to_string()),
+            })
+        })?;
+    let json = serde_json::to_vec(&answer).expect("JSON values serialize");
+    if json.len() > wire::MAX_FRAME_LEN - 1024 {
+        return Err(Failure::Request(WireError::BadRequest(format!(
+            "the answer ({} bytes) does not fit in one message: ask for a smaller page (limit)",
+            json.len()
+        ))));
+    }
+    Ok(Response::Lineage(json))
 }
 
 fn error_label(e: &WireError) -> &'static str {

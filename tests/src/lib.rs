@@ -224,21 +224,47 @@ fn spawn(
     }
 }
 
-/// A plain HTTP/1.1 GET on loopback; returns the body.
+/// A plain HTTP/1.1 GET on loopback; returns the body (an error unless 200).
 pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    http_request(addr, "GET", path, None)
+}
+
+/// A plain HTTP/1.1 POST of a JSON body on loopback; returns the response body
+/// (an error unless 200).
+pub fn http_post(addr: SocketAddr, path: &str, json: &str) -> anyhow::Result<String> {
+    http_request(addr, "POST", path, Some(json))
+}
+
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    match json {
+        Some(body) => write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?,
+        None => write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?,
+    }
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response
         .split_once("\r\n\r\n")
         .context("malformed HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") {
-        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
+        bail!(
+            "{method} {path}: {}: {body}",
+            head.lines().next().unwrap_or_default()
+        );
     }
     // axum may answer chunked: drop the chunk-size lines if so.
     if head

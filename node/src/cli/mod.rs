@@ -1,6 +1,7 @@
 //! The `stemma` command line: run a node, or talk to one.
 
 mod dev;
+mod lineage;
 mod objects;
 
 use std::net::SocketAddr;
@@ -24,6 +25,8 @@ Getting started:
   stemma stat demo/2024/report.csv            show its size, id and chunks
   stemma rm demo/2024/report.csv              delete it
   stemma members                              who is in the cluster, and alive
+  stemma lineage link table:raw.orders table:marts.revenue   record lineage
+  stemma lineage down table:raw.orders        what is derived from it
 
 Client commands find the node in --node, then STEMMA_NODE, then ./stemma-dev/node.json.
 --node takes a connection string (stemma://…, from a node's node.json) or a node's data dir.
@@ -103,6 +106,8 @@ enum Command {
     /// List the cluster's members as the node sees them: state, zone, addresses,
     /// incarnation, and when each was last heard from.
     Members,
+    /// Edit and query the data-lineage graph (see `stemma lineage --help`).
+    Lineage(lineage::LineageArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +170,10 @@ pub struct RunArgs {
     /// SWIM timing: lan (1 s probes) or wan (5 s probes) [default: lan]
     #[arg(long, env = "STEMMA_MEMBERSHIP", value_enum)]
     membership: Option<MembershipArg>,
+    /// Testing only: serve POST /debug/faults on the HTTP endpoint, which cuts
+    /// this node off from named peers (to test partitions)
+    #[arg(long)]
+    fault_injection: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -213,6 +222,9 @@ impl RunArgs {
         if self.no_mdns {
             config.mdns = false;
         }
+        if self.fault_injection {
+            config.fault_injection = true;
+        }
         if let Some(v) = &self.zone {
             config.zone = v.clone();
         }
@@ -259,6 +271,7 @@ pub fn main() -> ExitCode {
             Command::Stat(args) => objects::stat(cli.node, cli.output, args).await,
             Command::Rm(args) => objects::rm(cli.node, cli.output, args).await,
             Command::Members => objects::members(cli.node, cli.output).await,
+            Command::Lineage(args) => lineage::run(cli.node, cli.output, args).await,
         }
     });
     // Don't wait for blocking reads of stdin that will never finish.

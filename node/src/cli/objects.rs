@@ -52,7 +52,7 @@ pub struct PathArg {
 }
 
 /// A failed command: its message and exit code.
-struct Failed(u8, String);
+pub(super) struct Failed(pub(super) u8, pub(super) String);
 
 impl From<Error> for Failed {
     fn from(e: Error) -> Self {
@@ -74,7 +74,7 @@ impl From<Error> for Failed {
     }
 }
 
-fn finish(output: Output, result: Result<(), Failed>) -> u8 {
+pub(super) fn finish(output: Output, result: Result<(), Failed>) -> u8 {
     match result {
         Ok(()) => 0,
         Err(Failed(code, message)) => {
@@ -91,7 +91,7 @@ fn finish(output: Output, result: Result<(), Failed>) -> u8 {
     }
 }
 
-fn usage(message: impl Into<String>) -> Failed {
+pub(super) fn usage(message: impl Into<String>) -> Failed {
     Failed(exit::USAGE, message.into())
 }
 
@@ -128,7 +128,7 @@ fn target(node: Option<String>) -> Result<ConnectionString, Failed> {
     }
 }
 
-async fn connect(node: Option<String>) -> Result<Client, Failed> {
+pub(super) async fn connect(node: Option<String>) -> Result<Client, Failed> {
     let target = target(node)?;
     Ok(Client::connect_to(&target).await?)
 }

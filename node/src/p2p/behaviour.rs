@@ -1,6 +1,7 @@
 //! The libp2p behaviours a node runs: identify (addresses), mDNS (discovery on
 //! the local network) and Stemma's membership protocol, which carries sealed
-//! SWIM messages as small request/response exchanges.
+//! SWIM messages as small request/response exchanges, and plain streams for
+//! the protocols that hold a conversation (lineage sync).
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::swarm::NetworkBehaviour;
@@ -18,6 +19,7 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub membership: request_response::Behaviour<RawCodec>,
+    pub streams: libp2p_stream::Behaviour,
 }
 
 /// Requests are raw bytes (a sealed membership message); responses are empty.

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::behaviour::{Behaviour, BehaviourEvent};
-use super::{P2pEvent, node_of, peer_of, quic_addr};
+use super::{Faults, P2pEvent, node_of, peer_of, quic_addr};
 
 /// How often to retry the join targets while no other member is known.
 const JOIN_RETRY: Duration = Duration::from_secs(3);
@@ -36,11 +36,13 @@ struct Driver {
     seq: u64,
     join: Vec<Multiaddr>,
     events: mpsc::UnboundedSender<P2pEvent>,
+    faults: Faults,
 }
 
 pub async fn run(
     swarm: Swarm<Behaviour>,
     early_events: Vec<SwarmEvent<BehaviourEvent>>,
+    faults: Faults,
     membership: Membership,
     join: Vec<Multiaddr>,
     mut commands: mpsc::Receiver<Command>,
@@ -55,6 +57,7 @@ pub async fn run(
         seq: 0,
         join,
         events,
+        faults,
     };
     d.join_targets();
     for event in early_events {
@@ -197,6 +200,9 @@ impl Driver {
     }
 
     fn receive(&mut self, peer: PeerId, data: &[u8]) {
+        if self.faults.is_dropped(&peer) {
+            return;
+        }
         let now = self.now();
         match self.membership.handle_data(data, now) {
             Ok(()) => {}

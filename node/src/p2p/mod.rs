@@ -4,6 +4,9 @@
 
 mod behaviour;
 mod driver;
+mod faults;
+
+pub use faults::Faults;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -50,7 +53,6 @@ pub struct P2pSettings {
 }
 
 /// A running swarm and membership.
-#[derive(Debug)]
 pub struct P2p {
     /// Asks the membership task questions.
     pub handle: P2pHandle,
@@ -59,6 +61,8 @@ pub struct P2p {
     pub listen_addrs: Vec<Multiaddr>,
     /// This node's membership id.
     pub me: MemberId,
+    /// Opens and accepts streams of conversational protocols (lineage sync).
+    pub streams: libp2p_stream::Control,
 }
 
 /// Events the node reacts to (e.g. to persist a new generation).
@@ -106,6 +110,7 @@ impl P2p {
                         request_response::Config::default()
                             .with_request_timeout(Duration::from_secs(5)),
                     ),
+                    streams: libp2p_stream::Behaviour::new(),
                 })
             })
             .map_err(|e| anyhow::anyhow!("cannot build the p2p stack: {e}"))?
@@ -147,20 +152,24 @@ impl P2p {
             settings.cluster_key.clone(),
             seed,
         );
+        let streams = swarm.behaviour().streams.new_control();
+        let faults = Faults::default();
         let (commands, rx) = mpsc::channel(64);
         let task = tokio::spawn(driver::run(
             swarm,
             early_events,
+            faults.clone(),
             membership,
             settings.join,
             rx,
             events,
         ));
         Ok(P2p {
-            handle: P2pHandle { commands },
+            handle: P2pHandle { commands, faults },
             task,
             listen_addrs,
             me,
+            streams,
         })
     }
 
@@ -181,10 +190,21 @@ impl P2p {
     }
 }
 
+impl std::fmt::Debug for P2p {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("P2p")
+            .field("me", &self.me)
+            .field("listen_addrs", &self.listen_addrs)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A cheap, cloneable way to ask the membership task questions.
 #[derive(Debug, Clone)]
 pub struct P2pHandle {
     commands: mpsc::Sender<driver::Command>,
+    /// Peers cut off by fault injection.
+    pub faults: Faults,
 }
 
 impl P2pHandle {
@@ -275,7 +295,7 @@ fn node_of(peer: &PeerId) -> Option<NodeId> {
 }
 
 /// The libp2p peer of a member.
-fn peer_of(node: &NodeId) -> Option<PeerId> {
+pub(crate) fn peer_of(node: &NodeId) -> Option<PeerId> {
     PeerId::from_bytes(&node.peer_id_bytes()).ok()
 }
 

@@ -99,6 +99,7 @@
 //!    `epoch.rs`): a fresh document holding only the live state, computed
 //!    deterministically by every node from an agreed cut.
 
+pub mod api;
 mod document;
 mod edge;
 mod edit;
@@ -112,6 +113,7 @@ pub mod query;
 mod state;
 mod sync;
 
+pub use api::{ApiError, DEFAULT_NAMESPACE, LineageRequest, Shown, answer};
 pub use document::{Committed, DocStats, EntityField, Head, LineageDoc};
 pub use edit::{Edit, Op};
 pub use epoch::Epoch;

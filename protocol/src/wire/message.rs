@@ -81,6 +81,14 @@ pub enum Request {
     },
     /// The cluster's members as this node sees them.
     Members,
+    /// An operation or query on a lineage graph.
+    Lineage {
+        /// The graph's namespace (`default` unless named).
+        namespace: String,
+        /// A [`crate::lineage::LineageRequest`] as JSON (its serde layout is
+        /// JSON-only: internally tagged).
+        request: Vec<u8>,
+    },
 }
 
 /// The body of a put, after its [`Request::Put`].
@@ -134,6 +142,9 @@ pub enum Response {
     Error(WireError),
     /// The answer to [`Request::Members`]: this node first.
     Members(Vec<MemberRow>),
+    /// The answer to [`Request::Lineage`], as JSON: the same body the HTTP API
+    /// returns for that request.
+    Lineage(Vec<u8>),
 }
 
 /// One member as a node sees it.

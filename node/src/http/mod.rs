@@ -1,21 +1,33 @@
-//! The HTTP endpoint: `GET /health` and `GET /metrics` (Prometheus / OpenMetrics
-//! text).
+//! The HTTP endpoint: `GET /health`, `GET /metrics` (Prometheus / OpenMetrics
+//! text), the lineage API under `/api/v1/` and, for tests, `/debug/faults`.
+
+mod debug;
+mod lineage;
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::server::Shared;
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+pub(crate) fn router(shared: Arc<Shared>, fault_injection: bool) -> Router {
+    let mut router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .with_state(shared)
+        .route("/api/v1/query", post(lineage::query))
+        .route("/api/v1/ops", post(lineage::ops))
+        .route("/api/v1/names", post(lineage::names))
+        .route("/api/v1/entities/{id}", get(lineage::entity_show))
+        .route("/api/v1/entities/{id}/{query}", get(lineage::entity_query))
+        .route("/api/v1/{query}", get(lineage::graph_query));
+    if fault_injection {
+        router = router.route("/debug/faults", post(debug::faults));
+    }
+    router.with_state(shared)
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

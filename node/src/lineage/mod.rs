@@ -1,0 +1,318 @@
+//! The node's lineage graphs: one `LineageDoc` per namespace, kept in
+//! `lineage.redb`, answering the requests of clients and HTTP callers, and
+//! replicated to every member by Automerge's sync protocol (`sync.rs`).
+
+mod store;
+pub mod sync;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use libp2p::PeerId;
+use stemma_protocol::lineage::{
+    self, ApiError, LineageDoc, LineageRequest, LoadError, PeerSync, SyncError,
+};
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+use store::{Footprint, LineageStore};
+
+/// Why a lineage request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LineageError {
+    /// The namespace name is not valid.
+    #[error(transparent)]
+    Namespace(#[from] LoadError),
+    /// The operation or query was refused.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A peer's sync message was refused.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The change could not be stored (nothing was acknowledged).
+    #[error("cannot store the lineage change: {0}")]
+    Storage(String),
+}
+
+/// How a failure should be reported to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineageErrorKind {
+    /// A named entity does not exist.
+    NotFound,
+    /// The request is wrong: fix it and retry.
+    Invalid,
+    /// The node failed.
+    Internal,
+}
+
+impl LineageError {
+    /// How to report it.
+    pub fn kind(&self) -> LineageErrorKind {
+        match self {
+            LineageError::Api(e) if e.is_not_found() => LineageErrorKind::NotFound,
+            LineageError::Namespace(_) | LineageError::Api(_) => LineageErrorKind::Invalid,
+            LineageError::Sync(_) | LineageError::Storage(_) => LineageErrorKind::Internal,
+        }
+    }
+}
+
+/// The lineage graphs of this node. Cheap to clone.
+#[derive(Clone)]
+pub struct Lineage {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Lineage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lineage")
+            .field("namespaces", &self.namespaces())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    docs: Mutex<Docs>,
+    store: LineageStore,
+    /// Actor id prefix: the node id and this run's generation, so that every
+    /// run of every node writes as its own Automerge actor.
+    actor: Vec<u8>,
+    /// Signalled whenever a document gained changes (local or from a peer).
+    changed: Notify,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Default)]
+struct Docs {
+    by_namespace: BTreeMap<String, Entry>,
+    /// Sync state per peer and namespace.
+    peers: HashMap<(PeerId, String), PeerSync>,
+}
+
+struct Entry {
+    doc: LineageDoc,
+    footprint: Footprint,
+}
+
+impl Lineage {
+    /// Opens the graphs stored in `dir`; `actor` identifies this node and run.
+    pub fn open(dir: &Path, actor: Vec<u8>, metrics: Arc<Metrics>) -> anyhow::Result<Lineage> {
+        let store = LineageStore::open(dir)?;
+        let mut docs = Docs::default();
+        for stored in store.load_all()? {
+            let doc = LineageDoc::load(&stored.namespace, &actor, &stored.bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "lineage namespace {:?} cannot be loaded: {e}",
+                    stored.namespace
+                )
+            })?;
+            let footprint = Footprint {
+                snapshot_bytes: (stored.bytes.len() as u64).saturating_sub(stored.log_bytes),
+                log_entries: stored.log_entries,
+                log_bytes: stored.log_bytes,
+            };
+            tracing::info!(
+                namespace = stored.namespace,
+                entities = doc.index().entity_count(),
+                "lineage graph loaded"
+            );
+            docs.by_namespace
+                .insert(stored.namespace, Entry { doc, footprint });
+        }
+        let lineage = Lineage {
+            inner: Arc::new(Inner {
+                docs: Mutex::new(docs),
+                store,
+                actor,
+                changed: Notify::new(),
+                metrics,
+            }),
+        };
+        lineage.update_gauges(&lineage.lock());
+        Ok(lineage)
+    }
+
+    /// Answers one request on `namespace` (created by its first write).
+    pub async fn request(
+        &self,
+        namespace: String,
+        request: LineageRequest,
+    ) -> Result<serde_json::Value, LineageError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.request_blocking(&namespace, &request))
+            .await
+            .map_err(|e| LineageError::Storage(format!("lineage task failed: {e}")))?
+    }
+
+    fn request_blocking(
+        &self,
+        namespace: &str,
+        request: &LineageRequest,
+    ) -> Result<serde_json::Value, LineageError> {
+        let mut docs = self.lock();
+        if !request.is_write() && !docs.by_namespace.contains_key(namespace) {
+            // Nothing written here yet: answer from an empty graph.
+            let mut empty = LineageDoc::new(namespace, &self.inner.actor)?;
+            return Ok(lineage::answer(&mut empty, request, now_millis())?);
+        }
+        let entry = self.entry(&mut docs, namespace)?;
+        let answer = lineage::answer(&mut entry.doc, request, now_millis())?;
+        if let LineageRequest::Apply { ops } = request {
+            self.persist(entry)?;
+            self.inner.metrics.lineage.edits.inc_by(ops.len() as u64);
+            self.update_gauges(&docs);
+            self.inner.changed.notify_one();
+        }
+        Ok(answer)
+    }
+
+    /// The namespaces this node holds.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.lock().by_namespace.keys().cloned().collect()
+    }
+
+    /// The next sync message for `peer` on `namespace`, if there is anything to
+    /// say (off the async threads: a first sync may carry a whole graph).
+    pub async fn generate_sync(&self, peer: PeerId, namespace: &str) -> Option<Vec<u8>> {
+        let (this, namespace) = (self.clone(), namespace.to_string());
+        tokio::task::spawn_blocking(move || this.generate_sync_blocking(peer, &namespace))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    fn generate_sync_blocking(&self, peer: PeerId, namespace: &str) -> Option<Vec<u8>> {
+        let mut docs = self.lock();
+        let docs = &mut *docs;
+        let entry = docs.by_namespace.get(namespace)?;
+        let state = docs.peers.entry((peer, namespace.to_string())).or_default();
+        let message = entry.doc.generate_sync_message(state)?;
+        let m = &self.inner.metrics.lineage;
+        m.sync_messages_sent.inc();
+        m.sync_sent_bytes.inc_by(message.len() as u64);
+        Some(message)
+    }
+
+    /// Applies a sync message from `peer` on `namespace` (created if new here);
+    /// new changes are stored before this returns.
+    pub async fn receive_sync(
+        &self,
+        peer: PeerId,
+        namespace: &str,
+        message: Vec<u8>,
+    ) -> Result<(), LineageError> {
+        let (this, namespace) = (self.clone(), namespace.to_string());
+        tokio::task::spawn_blocking(move || this.receive_sync_blocking(peer, &namespace, &message))
+            .await
+            .map_err(|e| LineageError::Storage(format!("lineage task failed: {e}")))?
+    }
+
+    fn receive_sync_blocking(
+        &self,
+        peer: PeerId,
+        namespace: &str,
+        message: &[u8],
+    ) -> Result<(), LineageError> {
+        let m = &self.inner.metrics.lineage;
+        m.sync_messages_received.inc();
+        m.sync_received_bytes.inc_by(message.len() as u64);
+        let mut docs = self.lock();
+        let docs = &mut *docs;
+        let key = (peer, namespace.to_string());
+        let entry = self.entry_in(&mut docs.by_namespace, namespace)?;
+        let state = docs.peers.entry(key).or_default();
+        let changed = entry.doc.receive_sync_message(state, message)?;
+        if changed {
+            self.persist(entry)?;
+            self.update_gauges(docs);
+            self.inner.changed.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Forgets the sync state with `peer` (after a failed session, or when it
+    /// restarted), so the next session starts from scratch.
+    pub fn reset_peer(&self, peer: PeerId) {
+        self.lock().peers.retain(|(p, _), _| *p != peer);
+    }
+
+    /// Waits until some document gained changes.
+    pub async fn changed(&self) {
+        self.inner.changed.notified().await;
+    }
+
+    /// The current heads of a namespace, as hex (empty if absent).
+    pub fn heads(&self, namespace: &str) -> Vec<String> {
+        self.lock()
+            .by_namespace
+            .get(namespace)
+            .map(|e| e.doc.heads().iter().map(|h| h.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Docs> {
+        // A panic while holding the lock leaves the documents as they were
+        // after the last complete Automerge operation; keep serving them.
+        self.inner.docs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn entry<'a>(&self, docs: &'a mut Docs, namespace: &str) -> Result<&'a mut Entry, LoadError> {
+        self.entry_in(&mut docs.by_namespace, namespace)
+    }
+
+    fn entry_in<'a>(
+        &self,
+        by_namespace: &'a mut BTreeMap<String, Entry>,
+        namespace: &str,
+    ) -> Result<&'a mut Entry, LoadError> {
+        if !by_namespace.contains_key(namespace) {
+            let doc = LineageDoc::new(namespace, &self.inner.actor)?;
+            by_namespace.insert(
+                namespace.to_string(),
+                Entry {
+                    doc,
+                    footprint: Footprint::default(),
+                },
+            );
+        }
+        Ok(by_namespace
+            .get_mut(namespace)
+            .expect("inserted just above"))
+    }
+
+    fn persist(&self, entry: &mut Entry) -> Result<(), LineageError> {
+        entry.footprint = self
+            .inner
+            .store
+            .persist(&mut entry.doc, entry.footprint)
+            .map_err(|e| LineageError::Storage(e.to_string()))?;
+        Ok(())
+    }
+
+    fn update_gauges(&self, docs: &Docs) {
+        let m = &self.inner.metrics.lineage;
+        let (mut bytes, mut changes, mut entities, mut edges) = (0, 0, 0, 0);
+        for entry in docs.by_namespace.values() {
+            bytes += entry.footprint.bytes();
+            changes += entry.doc.stats().changes;
+            entities += entry.doc.index().entity_count() as u64;
+            edges += entry.doc.index().linked_edge_count() as u64;
+        }
+        m.document_bytes.set(bytes as i64);
+        m.changes.set(changes as i64);
+        m.entities.set(entities as i64);
+        m.edges.set(edges as i64);
+    }
+}
+
+/// Milliseconds since the Unix epoch: the time stamped on edits.
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,213 @@
+//! Replicating the lineage graphs: Automerge's sync protocol over libp2p
+//! streams (`/stemma/lineage-sync/1`), with every member, pushed as soon as a
+//! document changes and repeated every few seconds as anti-entropy, so a node
+//! that was cut off catches up when it is reachable again.
+//!
+//! A session is one stream for one namespace. The opener sends the namespace,
+//! then both sides take turns: each turn is one frame (`u32` little-endian
+//! length, then an Automerge sync message, or nothing when that side has
+//! nothing to say). The session ends after a turn in which neither side said
+//! anything, or after [`MAX_TURNS`].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::{PeerId, StreamProtocol};
+use libp2p_stream::Control;
+use stemma_protocol::membership::MemberState;
+use tokio::sync::{Semaphore, mpsc};
+
+use super::Lineage;
+use crate::p2p::{Faults, P2pHandle};
+
+/// The sync protocol's name.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/stemma/lineage-sync/1");
+/// The largest sync message accepted: a whole graph of a few hundred thousand
+/// edges fits.
+const MAX_MESSAGE: usize = 256 << 20;
+/// Turns after which a session gives up (Automerge needs a handful).
+const MAX_TURNS: usize = 64;
+/// How long one turn may take.
+const TURN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Sessions served at once.
+const MAX_INBOUND: usize = 16;
+
+/// Runs replication until the node stops: answers peers' sessions, and opens
+/// sessions with every live member whenever a document changes and every
+/// `interval`.
+pub async fn run(lineage: Lineage, mut control: Control, p2p: P2pHandle, interval: Duration) {
+    let incoming = match control.accept(PROTOCOL) {
+        Ok(incoming) => incoming,
+        Err(e) => {
+            tracing::error!(error = %e, "lineage sync cannot accept streams");
+            return;
+        }
+    };
+    tokio::spawn(serve(lineage.clone(), incoming, p2p.faults.clone()));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<PeerId>();
+    let mut running: HashSet<PeerId> = HashSet::new();
+    let mut again: HashSet<PeerId> = HashSet::new();
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            () = lineage.changed() => {}
+            _ = tick.tick() => {}
+            Some(peer) = done_rx.recv() => {
+                running.remove(&peer);
+                if !again.remove(&peer) {
+                    continue;
+                }
+            }
+        }
+        for peer in live_peers(&p2p).await {
+            if !running.insert(peer) {
+                again.insert(peer);
+                continue;
+            }
+            let (lineage, control, done) = (lineage.clone(), control.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                sync_with(&lineage, control, peer).await;
+                let _ = done.send(peer);
+            });
+        }
+    }
+}
+
+/// The other members that are alive.
+async fn live_peers(p2p: &P2pHandle) -> Vec<PeerId> {
+    p2p.members()
+        .await
+        .into_iter()
+        .skip(1) // this node
+        .filter(|(m, _)| m.state == MemberState::Alive)
+        .filter_map(|(m, _)| crate::p2p::peer_of(&m.id.node))
+        .filter(|peer| !p2p.faults.is_dropped(peer))
+        .collect()
+}
+
+/// One session per namespace with `peer`.
+async fn sync_with(lineage: &Lineage, mut control: Control, peer: PeerId) {
+    for namespace in lineage.namespaces() {
+        let result = async {
+            let stream = control
+                .open_stream(peer, PROTOCOL)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open a stream: {e}"))?;
+            open_session(lineage, peer, &namespace, stream).await
+        }
+        .await;
+        lineage.metrics().lineage.sync_sessions.inc();
+        if let Err(e) = result {
+            lineage.metrics().lineage.sync_errors.inc();
+            lineage.reset_peer(peer);
+            tracing::debug!(%peer, namespace, error = %e, "lineage sync failed");
+            return;
+        }
+    }
+}
+
+async fn open_session<S: AsyncRead + AsyncWrite + Unpin>(
+    lineage: &Lineage,
+    peer: PeerId,
+    namespace: &str,
+    mut stream: S,
+) -> anyhow::Result<()> {
+    write_frame(&mut stream, namespace.as_bytes()).await?;
+    for _ in 0..MAX_TURNS {
+        let ours = lineage.generate_sync(peer, namespace).await;
+        write_frame(&mut stream, ours.as_deref().unwrap_or_default()).await?;
+        let theirs = read_frame(&mut stream).await?;
+        let said_nothing = theirs.is_empty();
+        if !theirs.is_empty() {
+            lineage.receive_sync(peer, namespace, theirs).await?;
+        }
+        if ours.is_none() && said_nothing {
+            let _ = stream.close().await;
+            return Ok(());
+        }
+    }
+    anyhow::bail!("no agreement after {MAX_TURNS} turns")
+}
+
+/// Answers peers' sessions, a bounded number at a time.
+async fn serve(lineage: Lineage, mut incoming: libp2p_stream::IncomingStreams, faults: Faults) {
+    let permits = Arc::new(Semaphore::new(MAX_INBOUND));
+    while let Some((peer, stream)) = incoming.next().await {
+        if faults.is_dropped(&peer) {
+            continue;
+        }
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "lineage sync busy; session dropped");
+            continue;
+        };
+        let lineage = lineage.clone();
+        tokio::spawn(async move {
+            let result = answer_session(&lineage, peer, stream).await;
+            lineage.metrics().lineage.sync_sessions.inc();
+            if let Err(e) = result {
+                lineage.metrics().lineage.sync_errors.inc();
+                lineage.reset_peer(peer);
+                tracing::debug!(%peer, error = %e, "lineage sync from a peer failed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn answer_session<S: AsyncRead + AsyncWrite + Unpin>(
+    lineage: &Lineage,
+    peer: PeerId,
+    mut stream: S,
+) -> anyhow::Result<()> {
+    let namespace = String::from_utf8(read_frame(&mut stream).await?)
+        .map_err(|_| anyhow::anyhow!("the namespace is not UTF-8"))?;
+    for _ in 0..MAX_TURNS {
+        let theirs = match read_frame(&mut stream).await {
+            Ok(frame) => frame,
+            // The opener closes the stream when the session is over.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if !theirs.is_empty() {
+            lineage.receive_sync(peer, &namespace, theirs).await?;
+        }
+        let ours = lineage.generate_sync(peer, &namespace).await;
+        write_frame(&mut stream, ours.as_deref().unwrap_or_default()).await?;
+    }
+    anyhow::bail!("no agreement after {MAX_TURNS} turns")
+}
+
+async fn write_frame<S: AsyncWrite + Unpin>(stream: &mut S, data: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(data.len()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let write = async {
+        stream.write_all(&len.to_le_bytes()).await?;
+        stream.write_all(data).await?;
+        stream.flush().await
+    };
+    tokio::time::timeout(TURN_TIMEOUT, write)
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)?
+}
+
+/// Reads one frame; refuses one over [`MAX_MESSAGE`] before allocating it.
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Vec<u8>> {
+    let read = async {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > MAX_MESSAGE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("lineage sync frame of {len} bytes is over the {MAX_MESSAGE}-byte limit"),
+            ));
+        }
+        let mut data = vec![0u8; len];
+        stream.read_exact(&mut data).await?;
+        Ok(data)
+    };
+    tokio::time::timeout(TURN_TIMEOUT, read)
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)?
+}
