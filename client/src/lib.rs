@@ -81,6 +81,11 @@ pub struct PutOptions {
     pub metadata: BTreeMap<String, String>,
     /// The size, if known: the node rejects the upload if the data differs.
     pub size: Option<u64>,
+    /// The objects this one was derived from: the node records the lineage
+    /// edges (`object:SOURCE → object:THIS`).
+    pub derived_from: Vec<ObjectPath>,
+    /// The job that produced it (`NAME` or `job:NAME`), recorded with it.
+    pub job: Option<String>,
 }
 
 /// The result of a put.
@@ -174,6 +179,12 @@ impl Client {
             content_type: options.content_type,
             metadata: options.metadata,
             size: options.size,
+            derived_from: options
+                .derived_from
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            job: options.job,
         };
         write_frame(&mut send, &request, &mut frame).await?;
         let mut piece = vec![0u8; UPLOAD_PIECE];

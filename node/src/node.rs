@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::config::NodeConfig;
 use crate::identity::{Identity, cluster_secret, next_generation, save_generation, write_secret};
 use crate::lineage::Lineage;
+use crate::lineage::provenance::Recorder;
 use crate::metrics::Metrics;
 use crate::p2p::{P2p, P2pEvent, P2pSettings};
 use crate::server::{self, MAX_IN_FLIGHT, Shared};
@@ -61,6 +62,7 @@ pub struct Node {
     accept: JoinHandle<()>,
     http: JoinHandle<()>,
     lineage_sync: JoinHandle<()>,
+    provenance: JoinHandle<()>,
 }
 
 impl Node {
@@ -130,6 +132,7 @@ impl Node {
             p2p.handle.clone(),
             Duration::from_secs(config.lineage_sync_seconds.max(1)),
         ));
+        let (provenance, provenance_task) = Recorder::start(lineage.clone());
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             store,
@@ -142,6 +145,7 @@ impl Node {
             stopping,
             p2p: p2p.handle.clone(),
             lineage,
+            provenance,
         });
         let accept = tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
         let mut http_stop = shared.stopping.subscribe();
@@ -180,6 +184,7 @@ impl Node {
             accept,
             http,
             lineage_sync,
+            provenance: provenance_task,
         })
     }
 
@@ -213,6 +218,8 @@ impl Node {
         let _ = tokio::time::timeout(Duration::from_secs(3), self.endpoint.wait_idle()).await;
         let _ = self.accept.await;
         let _ = self.http.await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.provenance.flush()).await;
+        self.provenance.abort();
         self.shared.writer.close().await;
         tracing::info!("stopped");
     }

@@ -18,6 +18,7 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tracing::Instrument;
 
 use crate::identity::Identity;
+use crate::lineage::provenance::{Provenance, Recorder};
 use crate::lineage::{Lineage, LineageErrorKind};
 use crate::metrics::Metrics;
 use crate::p2p::P2pHandle;
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     pub p2p: P2pHandle,
     /// The lineage graphs.
     pub lineage: Lineage,
+    /// Records stored objects in the lineage graph.
+    pub provenance: Recorder,
 }
 
 /// The node's QUIC endpoint, bound to `listen`.
@@ -215,11 +218,15 @@ async fn serve_stream(
                 content_type,
                 metadata,
                 size,
+                derived_from,
+                job,
             } => {
                 let upload = Upload {
                     content_type,
                     metadata,
                     size,
+                    derived_from,
+                    job,
                 };
                 put(shared, &mut recv, &bucket, &key, upload).await
             }
@@ -239,9 +246,10 @@ async fn serve_stream(
                 let (bucket, key) = parse_path(&bucket, &key)?;
                 shared
                     .writer
-                    .delete(bucket, key)
+                    .delete(bucket.clone(), key.clone())
                     .await
                     .map_err(Failure::from)?;
+                shared.provenance.deleted(bucket.as_str(), key.as_str());
                 Ok(Response::Deleted)
             }
             Request::Members => Ok(Response::Members(member_rows(shared).await)),
@@ -410,6 +418,8 @@ struct Upload {
     content_type: Option<String>,
     metadata: std::collections::BTreeMap<String, String>,
     size: Option<u64>,
+    derived_from: Vec<String>,
+    job: Option<String>,
 }
 
 /// An upload's chunks: pinned while it runs, freed if it never commits.
@@ -437,6 +447,8 @@ async fn put(
     upload: Upload,
 ) -> Result<Response, Failure> {
     let (bucket, key) = parse_path(bucket, key)?;
+    let provenance = Provenance::parse(&upload.derived_from, upload.job.as_deref())
+        .map_err(|e| Failure::Request(WireError::BadRequest(e)))?;
     let mut chunker = Chunker::new(shared.chunk_size);
     let mut manifest = ManifestBuilder::with_metadata(upload.content_type, upload.metadata);
     let mut chunks = UploadChunks {
@@ -513,6 +525,16 @@ async fn put(
         .await?;
     chunks.committed = true;
     tracing::debug!(%bucket, %key, object = %record.object_id.short(), size = record.size, "stored");
+    shared
+        .provenance
+        .stored(
+            bucket.as_str(),
+            key.as_str(),
+            &record.object_id.to_string(),
+            record.size,
+            provenance,
+        )
+        .await;
     Ok(Response::Stored {
         info: ObjectInfo {
             bucket: bucket.to_string(),

@@ -256,3 +256,150 @@ async fn the_http_api_and_the_cli_edit_and_query_the_same_graph() -> anyhow::Res
     assert_eq!(stats["edges"], 2);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_objects_carry_their_provenance() -> anyhow::Result<()> {
+    let node = TestNode::start(&[])?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("data.csv");
+    std::fs::write(&file, "id,total\n1,10\n")?;
+    let file = file.to_str().expect("utf-8 path");
+    let out = node.cli(&["put", file, "raw/orders.csv"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = node.cli(&[
+        "put",
+        file,
+        "marts/revenue.csv",
+        "--derived-from",
+        "raw/orders.csv",
+        "--job",
+        "nightly",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A put that names its sources is in the graph when it is acknowledged.
+    let client = node.client().await?;
+    let up = client
+        .upstream(NS, &id("object:marts/revenue.csv"), Traversal::depth(1))
+        .await?;
+    let ids: Vec<String> = up.items.iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(ids, ["job:nightly", "object:raw/orders.csv"]);
+    let shown = client
+        .lineage_show(NS, &id("object:marts/revenue.csv"))
+        .await?;
+    let stat = node.cli(&["--json", "stat", "marts/revenue.csv"]);
+    let stat: serde_json::Value = serde_json::from_slice(&stat.stdout)?;
+    assert_eq!(
+        shown.entity.attributes.extra["version"],
+        stat["object_id"].as_str().expect("object id")
+    );
+
+    // Plain puts and deletes are recorded in the background, shortly after.
+    node.cli(&["rm", "raw/orders.csv"]);
+    wait_for(
+        "the delete is recorded",
+        Duration::from_secs(10),
+        || async {
+            let shown = client
+                .lineage_show(NS, &id("object:raw/orders.csv"))
+                .await?;
+            Ok(shown.entity.retired.is_some())
+        },
+    )
+    .await?;
+    // A source that is not a valid object path is refused before storing.
+    let out = node.cli(&["put", file, "marts/x.csv", "--derived-from", "no-key"]);
+    assert_eq!(out.status.code(), Some(2));
+    client.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_lineage_is_extracted_printed_and_recorded() -> anyhow::Result<()> {
+    let node = TestNode::start(&[])?;
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("load.sql");
+    std::fs::write(
+        &script,
+        "INSERT INTO marts.revenue (day, total)\n\
+         SELECT o.day, sum(o.amount) FROM raw.orders o JOIN raw.fx f ON o.cur = f.cur GROUP BY o.day;",
+    )?;
+    let script = script.to_str().expect("utf-8 path");
+
+    let out = node.cli(&["lineage", "sql", script, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lineage: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        lineage["sources"],
+        serde_json::json!(["raw.orders", "raw.fx"])
+    );
+    assert_eq!(lineage["targets"], serde_json::json!(["marts.revenue"]));
+    assert!(
+        lineage["columns"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| {
+                c["target"] == "marts.revenue.total"
+                    && c["sources"] == serde_json::json!(["raw.orders.amount"])
+            })),
+        "{lineage}"
+    );
+    assert_eq!(lineage["statements"].as_array().map(Vec::len), Some(1));
+
+    // SQL that does not parse: exit 2, the error with its position, nothing recorded.
+    let bad = dir.path().join("bad.sql");
+    std::fs::write(&bad, "SELECT a FROM\nWHERE (")?;
+    let out = node.cli(&[
+        "lineage",
+        "sql",
+        bad.to_str().expect("utf-8"),
+        "--json",
+        "--record",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(error["line"], 2, "{error}");
+    assert!(error["error"].as_str().is_some_and(|m| !m.is_empty()));
+    let client = node.client().await?;
+    assert_eq!(client.lineage_stats(NS).await?.entities, 0);
+
+    // --record writes tables, columns, the job and the SQL as rule text.
+    let out = node.cli(&[
+        "lineage",
+        "sql",
+        script,
+        "--record",
+        "--job",
+        "revenue_load",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let up = client
+        .upstream(NS, &id("table:marts.revenue"), Traversal::depth(1))
+        .await?;
+    let ids: Vec<String> = up.items.iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        ["job:revenue_load", "table:raw.fx", "table:raw.orders"]
+    );
+    let up = client
+        .upstream(NS, &id("column:marts.revenue.total"), Traversal::depth(1))
+        .await?;
+    assert_eq!(up.items[0].id, id("column:raw.orders.amount"));
+    client.close().await;
+    Ok(())
+}

@@ -227,12 +227,139 @@ enum LineageCommand {
     },
     /// Counts by kind and role, degree distribution, coverage.
     Stats,
+    /// Extract lineage from SQL (a file, or standard input); --record writes it
+    /// into the graph.
+    ///
+    /// Reads tables read and written, column lineage (target ← sources), and
+    /// files or stages as paths. Needs no node unless --record is given. SQL
+    /// that does not parse exits with status 2 and records nothing.
+    ///
+    /// Example: stemma lineage sql etl.sql --dialect snowflake --record --job nightly_load
+    Sql(SqlArgs),
+}
+
+/// `stemma lineage sql`.
+#[derive(Debug, Args)]
+struct SqlArgs {
+    /// The SQL file, or - for standard input
+    #[arg(default_value = "-")]
+    file: String,
+    /// generic (ansi), postgres, mysql, mariadb, hive, spark (sparksql,
+    /// databricks), snowflake, bigquery, mssql (tsql), redshift, sqlite, duckdb,
+    /// oracle, teradata, clickhouse
+    #[arg(long, default_value = "generic")]
+    dialect: stemma_protocol::sql::Dialect,
+    /// Qualify unqualified table names with this schema
+    #[arg(long, value_name = "SCHEMA")]
+    default_schema: Option<String>,
+    /// JSON catalog of table columns, {"schema.table": ["col", ...]}, to expand
+    /// SELECT * and positional inserts
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<std::path::PathBuf>,
+    /// Write the lineage into the graph on the node
+    #[arg(long)]
+    record: bool,
+    /// The job that runs this SQL (NAME or job:NAME), recorded with it
+    #[arg(long, requires = "record", value_name = "NAME")]
+    job: Option<String>,
 }
 
 /// Runs a `stemma lineage` command; returns the exit code.
 pub async fn run(node: Option<String>, output: Output, args: LineageArgs) -> u8 {
-    let result = run_inner(node, output, args).await;
+    let result = match &args.command {
+        LineageCommand::Sql(sql) => run_sql(node, output, &args.namespace, sql).await,
+        _ => run_inner(node, output, args).await,
+    };
     finish(output, result)
+}
+
+/// `stemma lineage sql`: extract, print, and optionally record.
+async fn run_sql(
+    node: Option<String>,
+    output: Output,
+    namespace: &str,
+    args: &SqlArgs,
+) -> Result<(), Failed> {
+    use std::io::Read as _;
+    use stemma_protocol::sql::{Catalog, SqlOptions, extract};
+    let mut sql = String::new();
+    if args.file == "-" {
+        std::io::stdin()
+            .read_to_string(&mut sql)
+            .map_err(|e| Failed(super::exit::IO, format!("cannot read standard input: {e}")))?;
+    } else {
+        sql = std::fs::read_to_string(&args.file)
+            .map_err(|e| Failed(super::exit::IO, format!("cannot read {}: {e}", args.file)))?;
+    }
+    let mut options = SqlOptions::new(args.dialect);
+    options.default_schema = args.default_schema.clone();
+    if let Some(path) = &args.catalog {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failed(
+                super::exit::IO,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        options.catalog =
+            Some(Catalog::from_json(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?);
+    }
+    let lineage = match extract(&sql, &options) {
+        Ok(lineage) => lineage,
+        Err(e) => {
+            // The documented shape for scripts: {"error", "line", "column"}.
+            if output.json {
+                let error = serde_json::json!({
+                    "error": e.message, "line": e.line, "column": e.column,
+                });
+                println!("{error}");
+            } else {
+                eprintln!("error: {e}");
+            }
+            return Err(Failed(super::exit::USAGE, String::new()));
+        }
+    };
+    if args.record {
+        let job = args
+            .job
+            .as_deref()
+            .map(|j| {
+                let text = if j.contains(':') {
+                    j.to_string()
+                } else {
+                    format!("job:{j}")
+                };
+                entity(&text)
+            })
+            .transpose()?;
+        let ops = stemma_protocol::lineage::ops_for_sql(&lineage, &sql, job.as_ref())
+            .map_err(|e| usage(e.to_string()))?;
+        let count = ops.len();
+        let client = connect(node).await?;
+        client.lineage_apply(namespace, ops).await?;
+        client.close().await;
+        if !output.json && !output.quiet {
+            eprintln!("recorded {count} operations in namespace {namespace}");
+        }
+    }
+    if output.json {
+        println!(
+            "{}",
+            serde_json::to_string(&lineage).expect("lineage serializes")
+        );
+    } else if !output.quiet {
+        println!("reads:  {}", lineage.sources.join(", "));
+        println!("writes: {}", lineage.targets.join(", "));
+        if !lineage.paths.is_empty() {
+            println!("paths:  {}", lineage.paths.join(", "));
+        }
+        for column in &lineage.columns {
+            println!("  {} ← {}", column.target, column.sources.join(", "));
+        }
+        for note in &lineage.unresolved {
+            println!("note: {note}");
+        }
+    }
+    Ok(())
 }
 
 fn entity(text: &str) -> Result<EntityId, Failed> {
@@ -388,6 +515,7 @@ fn request_for(command: &LineageCommand) -> Result<LineageRequest, Failed> {
             }
         }
         C::Stats => LineageRequest::Stats,
+        C::Sql(_) => return Err(usage("`lineage sql` is not a graph request")),
     };
     Ok(req)
 }
@@ -552,6 +680,7 @@ fn print_readable(command: &LineageCommand, answer: Value) -> Result<(), Failed>
             print_more(page.total, page.items.len(), page.next.as_ref());
         }
         C::Stats => print_stats(&decode(answer)?),
+        C::Sql(_) => {}
     }
     Ok(())
 }

@@ -27,6 +27,13 @@ pub struct PutArgs {
     /// Metadata to record, as KEY=VALUE (repeatable)
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     metadata: Vec<String>,
+    /// An object this one was made from, as BUCKET/KEY (repeatable): recorded
+    /// in the lineage graph
+    #[arg(long = "derived-from", value_name = "BUCKET/KEY")]
+    derived_from: Vec<String>,
+    /// The job that made it (NAME or job:NAME): recorded in the lineage graph
+    #[arg(long, value_name = "NAME")]
+    job: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +85,10 @@ pub(super) fn finish(output: Output, result: Result<(), Failed>) -> u8 {
     match result {
         Ok(()) => 0,
         Err(Failed(code, message)) => {
+            // An empty message: the command already reported the error.
+            if message.is_empty() {
+                return code;
+            }
             if output.json {
                 println!(
                     "{}",
@@ -181,10 +192,17 @@ async fn put_inner(node: Option<String>, output: Output, args: PutArgs) -> Resul
         (Box::new(file), Some(len))
     };
     let bar = progress(output, size, "put");
+    let derived_from = args
+        .derived_from
+        .iter()
+        .map(|p| parse_path(p))
+        .collect::<Result<_, _>>()?;
     let options = PutOptions {
         content_type: args.content_type,
         metadata,
         size,
+        derived_from,
+        job: args.job,
     };
     let stored = client
         .put(&path, reader, options, |sent| bar.set_position(sent))

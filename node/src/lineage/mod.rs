@@ -2,6 +2,7 @@
 //! `lineage.redb`, answering the requests of clients and HTTP callers, and
 //! replicated to every member by Automerge's sync protocol (`sync.rs`).
 
+pub mod provenance;
 mod store;
 pub mod sync;
 
@@ -12,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use libp2p::PeerId;
 use stemma_protocol::lineage::{
-    self, ApiError, LineageDoc, LineageRequest, LoadError, PeerSync, SyncError,
+    self, ApiError, LineageDoc, LineageRequest, LoadError, Op, PeerSync, SyncError,
 };
 use tokio::sync::Notify;
 
@@ -165,6 +166,34 @@ impl Lineage {
             self.inner.changed.notify_one();
         }
         Ok(answer)
+    }
+
+    /// Applies operations as one change, skipping those that fail (a retire of
+    /// an object recorded before provenance existed, say); stored before this
+    /// returns.
+    pub async fn apply_each(&self, namespace: &str, ops: Vec<Op>) -> Result<(), LineageError> {
+        let (this, namespace) = (self.clone(), namespace.to_string());
+        tokio::task::spawn_blocking(move || {
+            let mut docs = this.lock();
+            let entry = this.entry(&mut docs, &namespace)?;
+            let (committed, results) = entry.doc.apply_each(now_millis(), &ops);
+            for error in results.iter().filter_map(|r| r.as_ref().err()) {
+                tracing::debug!(%error, "lineage operation skipped");
+            }
+            if committed.head.is_some() {
+                this.persist(entry)?;
+                this.inner
+                    .metrics
+                    .lineage
+                    .edits
+                    .inc_by(committed.ops as u64);
+                this.update_gauges(&docs);
+                this.inner.changed.notify_one();
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| LineageError::Storage(format!("lineage task failed: {e}")))?
     }
 
     /// The namespaces this node holds.

@@ -46,6 +46,11 @@ pub enum Request {
         metadata: BTreeMap<String, String>,
         /// The size, if known in advance; the node checks it.
         size: Option<u64>,
+        /// Objects (`bucket/key`) this one was derived from: recorded as
+        /// lineage edges.
+        derived_from: Vec<String>,
+        /// The job that produced it (`NAME` or `job:NAME`), recorded with it.
+        job: Option<String>,
     },
     /// Read an object: a [`Response::Object`] then [`GetFrame`]s.
     Get {
