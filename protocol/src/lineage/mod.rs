@@ -110,6 +110,7 @@ pub mod generate;
 mod index;
 mod keys;
 mod model;
+pub mod openlineage;
 pub mod provenance;
 pub mod query;
 mod state;
