@@ -17,6 +17,7 @@
 //! membership = "lan"           # or "wan"
 //! expected_members = 16
 //! lineage_sync_seconds = 5     # anti-entropy; changes are pushed at once
+//! openlineage_api_key = "…"     # required as Bearer by POST /api/v1/lineage
 //! ```
 
 use std::net::SocketAddr;
@@ -68,6 +69,9 @@ pub struct NodeConfig {
     /// Seconds between anti-entropy rounds of lineage sync with every live
     /// member (changes are also pushed as soon as they are made).
     pub lineage_sync_seconds: u64,
+    /// The key OpenLineage clients must send (`Authorization: Bearer KEY`) to
+    /// `POST /api/v1/lineage`; without it, any client on the HTTP address may.
+    pub openlineage_api_key: Option<String>,
     /// Serve `POST /debug/faults`, which cuts the node off from named peers.
     /// For partition tests only.
     pub fault_injection: bool,
@@ -103,6 +107,7 @@ impl Default for NodeConfig {
             membership: MembershipPreset::Lan,
             expected_members: 16,
             lineage_sync_seconds: 5,
+            openlineage_api_key: None,
             fault_injection: false,
         }
     }

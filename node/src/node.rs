@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::config::NodeConfig;
 use crate::identity::{Identity, cluster_secret, next_generation, save_generation, write_secret};
 use crate::lineage::Lineage;
+use crate::lineage::ingest::Ingest;
 use crate::lineage::provenance::Recorder;
 use crate::metrics::Metrics;
 use crate::p2p::{P2p, P2pEvent, P2pSettings};
@@ -63,6 +64,7 @@ pub struct Node {
     http: JoinHandle<()>,
     lineage_sync: JoinHandle<()>,
     provenance: JoinHandle<()>,
+    ingest: JoinHandle<()>,
 }
 
 impl Node {
@@ -133,6 +135,7 @@ impl Node {
             Duration::from_secs(config.lineage_sync_seconds.max(1)),
         ));
         let (provenance, provenance_task) = Recorder::start(lineage.clone());
+        let (ingest, ingest_task) = Ingest::start(lineage.clone());
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             store,
@@ -146,6 +149,8 @@ impl Node {
             p2p: p2p.handle.clone(),
             lineage,
             provenance,
+            ingest,
+            openlineage_api_key: config.openlineage_api_key.clone(),
         });
         let accept = tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
         let mut http_stop = shared.stopping.subscribe();
@@ -185,6 +190,7 @@ impl Node {
             http,
             lineage_sync,
             provenance: provenance_task,
+            ingest: ingest_task,
         })
     }
 
@@ -220,6 +226,7 @@ impl Node {
         let _ = self.http.await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.provenance.flush()).await;
         self.provenance.abort();
+        self.ingest.abort();
         self.shared.writer.close().await;
         tracing::info!("stopped");
     }

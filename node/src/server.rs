@@ -18,11 +18,13 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tracing::Instrument;
 
 use crate::identity::Identity;
+use crate::lineage::ingest::{Ingest, IngestError};
 use crate::lineage::provenance::{Provenance, Recorder};
 use crate::lineage::{Lineage, LineageErrorKind};
 use crate::metrics::Metrics;
 use crate::p2p::P2pHandle;
 use crate::store::{PinGuard, Resolved, Store, StoreError, Writer};
+use stemma_protocol::lineage::LineageRequest;
 
 /// How long a new connection has to present its token.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +54,10 @@ pub(crate) struct Shared {
     pub lineage: Lineage,
     /// Records stored objects in the lineage graph.
     pub provenance: Recorder,
+    /// Takes OpenLineage events.
+    pub ingest: Ingest,
+    /// The key OpenLineage clients must send as `Authorization: Bearer`, if any.
+    pub openlineage_api_key: Option<String>,
 }
 
 /// The node's QUIC endpoint, bound to `listen`.
@@ -335,11 +341,25 @@ async fn lineage_call(
     namespace: String,
     request: &[u8],
 ) -> Result<Response, Failure> {
-    let request = serde_json::from_slice(request).map_err(|e| {
+    let request: LineageRequest = serde_json::from_slice(request).map_err(|e| {
         Failure::Request(WireError::BadRequest(format!(
             "invalid lineage request: {e}"
         )))
     })?;
+    if let LineageRequest::Ingest { event } = request {
+        // Through the node's ingestion: deduplicated, group-committed.
+        let json = serde_json::to_vec(&event).expect("JSON values serialize");
+        let outcome = shared.ingest.event(&namespace, &json).await.map_err(|e| {
+            Failure::Request(match e {
+                IngestError::Lineage(e) if e.kind() == LineageErrorKind::Internal => {
+                    WireError::Internal(e.to_string())
+                }
+                other => WireError::BadRequest(other.to_string()),
+            })
+        })?;
+        let json = serde_json::to_vec(&outcome).expect("outcomes serialize");
+        return Ok(Response::Lineage(json));
+    }
     let answer = shared
         .lineage
         .request(namespace, request)

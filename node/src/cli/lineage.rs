@@ -236,6 +236,17 @@ enum LineageCommand {
     ///
     /// Example: stemma lineage sql etl.sql --dialect snowflake --record --job nightly_load
     Sql(SqlArgs),
+    /// Replay OpenLineage events (one JSON event per line) into the graph.
+    ///
+    /// Each event goes through the node's OpenLineage ingestion, as if a client
+    /// had sent it to POST /api/v1/lineage: retried events are recognised, and
+    /// an invalid event is reported with its line and skipped.
+    ///
+    /// Example: stemma lineage ingest events.jsonl
+    Ingest {
+        /// The file (JSON Lines), or - for standard input
+        file: String,
+    },
 }
 
 /// `stemma lineage sql`.
@@ -268,9 +279,96 @@ struct SqlArgs {
 pub async fn run(node: Option<String>, output: Output, args: LineageArgs) -> u8 {
     let result = match &args.command {
         LineageCommand::Sql(sql) => run_sql(node, output, &args.namespace, sql).await,
+        LineageCommand::Ingest { file } => run_ingest(node, output, &args.namespace, file).await,
         _ => run_inner(node, output, args).await,
     };
     finish(output, result)
+}
+
+/// `stemma lineage ingest`: replays events, 32 in flight, with a progress bar.
+async fn run_ingest(
+    node: Option<String>,
+    output: Output,
+    namespace: &str,
+    file: &str,
+) -> Result<(), Failed> {
+    use futures::StreamExt as _;
+    let text = if file == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| Failed(super::exit::IO, format!("cannot read standard input: {e}")))?;
+        text
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| Failed(super::exit::IO, format!("cannot read {file}: {e}")))?
+    };
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    let client = connect(node).await?;
+    let bar = if output.quiet || output.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(lines.len() as u64);
+        let style = indicatif::ProgressStyle::with_template(
+            "ingest {bar:30} {pos}/{len} events {per_sec} eta {eta}",
+        )
+        .unwrap_or(indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    };
+    let client = &client;
+    let results: Vec<(usize, Result<Value, String>)> = futures::stream::iter(lines)
+        .map(|(n, line)| async move {
+            let result = match serde_json::from_str::<Value>(line) {
+                Ok(event) => client
+                    .lineage::<Value>(namespace, &LineageRequest::Ingest { event })
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(format!("not JSON: {e}")),
+            };
+            (n, result)
+        })
+        .buffer_unordered(32)
+        .inspect(|_| bar.inc(1))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let (mut accepted, mut duplicates, mut rejected) = (0, 0, Vec::new());
+    for (n, result) in results {
+        match result {
+            Ok(answer) if answer["duplicate"] == true => duplicates += 1,
+            Ok(_) => accepted += 1,
+            Err(e) => rejected.push((n, e)),
+        }
+    }
+    rejected.sort();
+    if output.json {
+        let rejected: Vec<Value> = rejected
+            .iter()
+            .map(|(n, e)| serde_json::json!({ "line": n, "error": e }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "accepted": accepted, "duplicates": duplicates, "rejected": rejected })
+        );
+    } else if !output.quiet {
+        for (n, e) in &rejected {
+            eprintln!("line {n}: {e}");
+        }
+        println!(
+            "{accepted} events recorded, {duplicates} duplicates skipped, {} rejected",
+            rejected.len()
+        );
+    }
+    if rejected.is_empty() {
+        Ok(())
+    } else {
+        Err(Failed(super::exit::FAILURE, String::new()))
+    }
 }
 
 /// `stemma lineage sql`: extract, print, and optionally record.
@@ -515,7 +613,9 @@ fn request_for(command: &LineageCommand) -> Result<LineageRequest, Failed> {
             }
         }
         C::Stats => LineageRequest::Stats,
-        C::Sql(_) => return Err(usage("`lineage sql` is not a graph request")),
+        C::Sql(_) | C::Ingest { .. } => {
+            return Err(usage("not a graph request"));
+        }
     };
     Ok(req)
 }
@@ -680,7 +780,7 @@ fn print_readable(command: &LineageCommand, answer: Value) -> Result<(), Failed>
             print_more(page.total, page.items.len(), page.next.as_ref());
         }
         C::Stats => print_stats(&decode(answer)?),
-        C::Sql(_) => {}
+        C::Sql(_) | C::Ingest { .. } => {}
     }
     Ok(())
 }

@@ -170,6 +170,15 @@ pub struct RunArgs {
     /// SWIM timing: lan (1 s probes) or wan (5 s probes) [default: lan]
     #[arg(long, env = "STEMMA_MEMBERSHIP", value_enum)]
     membership: Option<MembershipArg>,
+    /// The key OpenLineage clients must send as `Authorization: Bearer KEY` to
+    /// POST /api/v1/lineage [default: none, any client may]
+    #[arg(
+        long,
+        env = "STEMMA_OPENLINEAGE_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    openlineage_api_key: Option<String>,
     /// Testing only: serve POST /debug/faults on the HTTP endpoint, which cuts
     /// this node off from named peers (to test partitions)
     #[arg(long)]
@@ -224,6 +233,9 @@ impl RunArgs {
         }
         if self.fault_injection {
             config.fault_injection = true;
+        }
+        if let Some(key) = &self.openlineage_api_key {
+            config.openlineage_api_key = Some(key.clone());
         }
         if let Some(v) = &self.zone {
             config.zone = v.clone();

@@ -1,12 +1,14 @@
 //! The HTTP endpoint: `GET /health`, `GET /metrics` (Prometheus / OpenMetrics
-//! text), the lineage API under `/api/v1/` and, for tests, `/debug/faults`.
+//! text), the lineage API under `/api/v1/` (with OpenLineage's
+//! `POST /api/v1/lineage`) and, for tests, `/debug/faults`.
 
 mod debug;
 mod lineage;
+mod openlineage;
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -18,6 +20,10 @@ pub(crate) fn router(shared: Arc<Shared>, fault_injection: bool) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route(
+            "/api/v1/lineage",
+            post(openlineage::ingest).layer(DefaultBodyLimit::max(openlineage::MAX_EVENT_BYTES)),
+        )
         .route("/api/v1/query", post(lineage::query))
         .route("/api/v1/ops", post(lineage::ops))
         .route("/api/v1/names", post(lineage::names))

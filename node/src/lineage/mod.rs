@@ -2,6 +2,7 @@
 //! `lineage.redb`, answering the requests of clients and HTTP callers, and
 //! replicated to every member by Automerge's sync protocol (`sync.rs`).
 
+pub mod ingest;
 pub mod provenance;
 mod store;
 pub mod sync;
@@ -194,6 +195,82 @@ impl Lineage {
         })
         .await
         .map_err(|e| LineageError::Storage(format!("lineage task failed: {e}")))?
+    }
+
+    /// Applies each group of operations as its own atomic change (a group that
+    /// fails changes nothing), then stores every touched namespace with one
+    /// durable write; returns each group's outcome, in order.
+    pub async fn apply_groups(
+        &self,
+        groups: Vec<(String, Vec<Op>)>,
+    ) -> Vec<Result<(), LineageError>> {
+        let n = groups.len();
+        let this = self.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut docs = this.lock();
+            let mut results = Vec::with_capacity(groups.len());
+            let mut touched: Vec<String> = Vec::new();
+            let now = now_millis();
+            for (namespace, ops) in &groups {
+                let result = this
+                    .entry(&mut docs, namespace)
+                    .map_err(LineageError::from)
+                    .and_then(|entry| {
+                        entry
+                            .doc
+                            .apply(now, ops)
+                            .map_err(|e| LineageError::Api(e.into()))
+                    });
+                if let Ok(committed) = &result {
+                    this.inner
+                        .metrics
+                        .lineage
+                        .edits
+                        .inc_by(committed.ops as u64);
+                    if committed.head.is_some() && !touched.contains(namespace) {
+                        touched.push(namespace.clone());
+                    }
+                }
+                results.push(result.map(|_| ()));
+            }
+            for namespace in &touched {
+                let stored = docs
+                    .by_namespace
+                    .get_mut(namespace)
+                    .map_or(Ok(()), |entry| this.persist(entry));
+                if let Err(e) = stored {
+                    // Nothing acknowledged: every group of that namespace fails.
+                    for (result, (ns, _)) in results.iter_mut().zip(&groups) {
+                        if ns == namespace && result.is_ok() {
+                            *result = Err(LineageError::Storage(e.to_string()));
+                        }
+                    }
+                }
+            }
+            if !touched.is_empty() {
+                this.update_gauges(&docs);
+                this.inner.changed.notify_one();
+            }
+            results
+        })
+        .await;
+        outcome.unwrap_or_else(|e| {
+            (0..n)
+                .map(|_| Err(LineageError::Storage(format!("lineage task failed: {e}"))))
+                .collect()
+        })
+    }
+
+    /// The last run recorded for an entity.
+    pub fn last_run(
+        &self,
+        namespace: &str,
+        id: &stemma_protocol::lineage::EntityId,
+    ) -> Option<stemma_protocol::lineage::RunState> {
+        self.lock()
+            .by_namespace
+            .get(namespace)
+            .and_then(|e| e.doc.index().last_run(id))
     }
 
     /// The namespaces this node holds.

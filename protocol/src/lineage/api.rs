@@ -117,12 +117,23 @@ pub enum LineageRequest {
     /// The document's heads: replicas with equal heads hold the same graph.
     /// Answer: `Vec<Head>` (hex strings).
     Heads,
+    /// Record one OpenLineage event (RunEvent, JobEvent or DatasetEvent).
+    /// Answer: `{"ops": N, "duplicate": bool, "warnings": [...]}`. A node also
+    /// deduplicates retried events and batches commits; see
+    /// [`openlineage`](super::openlineage).
+    Ingest {
+        /// The event, as OpenLineage clients send it.
+        event: serde_json::Value,
+    },
 }
 
 impl LineageRequest {
     /// Whether the request changes the graph.
     pub fn is_write(&self) -> bool {
-        matches!(self, LineageRequest::Apply { .. })
+        matches!(
+            self,
+            LineageRequest::Apply { .. } | LineageRequest::Ingest { .. }
+        )
     }
 }
 
@@ -153,6 +164,9 @@ pub enum ApiError {
     /// The query cannot be answered.
     #[error(transparent)]
     Query(#[from] QueryError),
+    /// Not a valid OpenLineage event.
+    #[error(transparent)]
+    Event(#[from] super::openlineage::EventError),
 }
 
 impl ApiError {
@@ -168,13 +182,26 @@ pub fn answer(
     request: &LineageRequest,
     now: Millis,
 ) -> Result<serde_json::Value, ApiError> {
-    if let LineageRequest::Apply { ops } = request {
-        let committed: Committed = doc.apply(now, ops)?;
-        return Ok(to_json(&committed));
+    match request {
+        LineageRequest::Apply { ops } => {
+            let committed: Committed = doc.apply(now, ops)?;
+            return Ok(to_json(&committed));
+        }
+        LineageRequest::Ingest { event } => {
+            let bytes = serde_json::to_vec(event).expect("JSON values serialize");
+            let ingested = super::openlineage::ops_for_event(&bytes)?;
+            let committed = doc.apply(now, &ingested.ops)?;
+            return Ok(serde_json::json!({
+                "ops": committed.ops, "duplicate": false, "warnings": ingested.warnings,
+            }));
+        }
+        _ => {}
     }
     let index = doc.index();
     let value = match request {
-        LineageRequest::Apply { .. } => unreachable!("handled above"),
+        LineageRequest::Apply { .. } | LineageRequest::Ingest { .. } => {
+            unreachable!("writes are handled above")
+        }
         LineageRequest::Show { id } => to_json(&show(doc, id)?),
         LineageRequest::Upstream { id, traversal } => {
             to_json::<Page<Reached>>(&index.upstream(id, traversal)?)
