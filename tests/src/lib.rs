@@ -224,13 +224,13 @@ fn spawn(
     }
 }
 
-/// A plain HTTP/1.1 GET on loopback; returns the body (an error unless 200).
+/// A plain HTTP/1.1 GET on loopback; returns the body (an error unless 2xx).
 pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     http_request(addr, "GET", path, None)
 }
 
 /// A plain HTTP/1.1 POST of a JSON body on loopback; returns the response body
-/// (an error unless 200).
+/// (an error unless 2xx).
 pub fn http_post(addr: SocketAddr, path: &str, json: &str) -> anyhow::Result<String> {
     http_request(addr, "POST", path, Some(json))
 }
@@ -260,7 +260,7 @@ fn http_request(
     let (head, body) = response
         .split_once("\r\n\r\n")
         .context("malformed HTTP response")?;
-    if !head.starts_with("HTTP/1.1 200") {
+    if !head.starts_with("HTTP/1.1 2") {
         bail!(
             "{method} {path}: {}: {body}",
             head.lines().next().unwrap_or_default()

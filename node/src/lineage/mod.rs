@@ -197,9 +197,10 @@ impl Lineage {
         .map_err(|e| LineageError::Storage(format!("lineage task failed: {e}")))?
     }
 
-    /// Applies each group of operations as its own atomic change (a group that
-    /// fails changes nothing), then stores every touched namespace with one
-    /// durable write; returns each group's outcome, in order.
+    /// Applies groups of operations, each atomically (a group that fails
+    /// changes nothing) — all in one change when they all succeed — then
+    /// stores every touched namespace with one durable write; returns each
+    /// group's outcome, in order.
     pub async fn apply_groups(
         &self,
         groups: Vec<(String, Vec<Op>)>,
@@ -211,27 +212,53 @@ impl Lineage {
             let mut results = Vec::with_capacity(groups.len());
             let mut touched: Vec<String> = Vec::new();
             let now = now_millis();
-            for (namespace, ops) in &groups {
-                let result = this
-                    .entry(&mut docs, namespace)
-                    .map_err(LineageError::from)
-                    .and_then(|entry| {
-                        entry
-                            .doc
-                            .apply(now, ops)
-                            .map_err(|e| LineageError::Api(e.into()))
-                    });
-                if let Ok(committed) = &result {
+            // Fast path: one namespace and every group valid → one change for
+            // all of them (an Automerge change has a fixed cost). If any group
+            // fails, nothing was applied and each group is applied alone.
+            let one_namespace = groups.windows(2).all(|w| w[0].0 == w[1].0);
+            if one_namespace && groups.len() > 1 {
+                let namespace = &groups[0].0;
+                let all: Vec<Op> = groups
+                    .iter()
+                    .flat_map(|(_, ops)| ops.iter().cloned())
+                    .collect();
+                if let Ok(entry) = this.entry(&mut docs, namespace)
+                    && let Ok(committed) = entry.doc.apply(now, &all)
+                {
                     this.inner
                         .metrics
                         .lineage
                         .edits
                         .inc_by(committed.ops as u64);
-                    if committed.head.is_some() && !touched.contains(namespace) {
+                    if committed.head.is_some() {
                         touched.push(namespace.clone());
                     }
+                    results.extend(groups.iter().map(|_| Ok(())));
                 }
-                results.push(result.map(|_| ()));
+            }
+            if results.is_empty() {
+                for (namespace, ops) in &groups {
+                    let result = this
+                        .entry(&mut docs, namespace)
+                        .map_err(LineageError::from)
+                        .and_then(|entry| {
+                            entry
+                                .doc
+                                .apply(now, ops)
+                                .map_err(|e| LineageError::Api(e.into()))
+                        });
+                    if let Ok(committed) = &result {
+                        this.inner
+                            .metrics
+                            .lineage
+                            .edits
+                            .inc_by(committed.ops as u64);
+                        if committed.head.is_some() && !touched.contains(namespace) {
+                            touched.push(namespace.clone());
+                        }
+                    }
+                    results.push(result.map(|_| ()));
+                }
             }
             for namespace in &touched {
                 let stored = docs
