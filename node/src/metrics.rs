@@ -4,6 +4,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use std::sync::Mutex;
@@ -43,8 +44,11 @@ struct MembershipCounters {
 }
 
 /// Lineage figures: set and advanced by the lineage service directly.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LineageMetrics {
+    /// Seconds from an OpenLineage event's `eventTime` until it is in this
+    /// node's graph (timeliness of capture).
+    pub event_delay: Histogram,
     /// Edits applied on this node (operations).
     pub edits: Counter,
     /// Sync sessions run with peers (either side).
@@ -67,6 +71,26 @@ pub struct LineageMetrics {
     pub entities: Gauge,
     /// Edges in the graphs.
     pub edges: Gauge,
+}
+
+impl Default for LineageMetrics {
+    fn default() -> Self {
+        Self {
+            // 10 ms … ~3 h: live emitters are sub-second, replays are hours late.
+            event_delay: Histogram::new(exponential_buckets(0.01, 4.0, 12)),
+            edits: Counter::default(),
+            sync_sessions: Counter::default(),
+            sync_errors: Counter::default(),
+            sync_messages_sent: Counter::default(),
+            sync_messages_received: Counter::default(),
+            sync_sent_bytes: Counter::default(),
+            sync_received_bytes: Counter::default(),
+            document_bytes: Gauge::default(),
+            changes: Gauge::default(),
+            entities: Gauge::default(),
+            edges: Gauge::default(),
+        }
+    }
 }
 
 /// A request kind label.
@@ -233,6 +257,11 @@ impl Default for Metrics {
         ] {
             registry.register(name, help, gauge.clone());
         }
+        registry.register(
+            "lineage_event_delay_seconds",
+            "Seconds from an OpenLineage event's eventTime until it is in this node's graph",
+            l.event_delay.clone(),
+        );
         registry.register("objects", "Objects (names) stored", m.objects.clone());
         registry.register("chunks", "Distinct chunks stored", m.chunks.clone());
         registry.register(

@@ -85,6 +85,11 @@ async fn the_python_client_records_jobs_datasets_columns_and_runs() -> anyhow::R
         [format!("column:{WAREHOUSE}/sales.orders.amount")]
     );
     client.close().await;
+    // Timeliness of capture is measured for every event.
+    assert_eq!(
+        node.metric("stemma_lineage_event_delay_seconds_count")?,
+        4.0
+    );
 
     // Without the key: refused.
     let err = http_post(node.info.http_addr, "/api/v1/lineage", "{}").unwrap_err();

@@ -119,7 +119,8 @@ impl Ingest {
         // recorded must not replace it (a late START after a FAIL).
         let ops: Vec<Op> = ingested
             .ops
-            .into_iter()
+            .iter()
+            .cloned()
             .filter(|op| match op {
                 Op::SetRun { id, run } => self
                     .lineage
@@ -140,6 +141,10 @@ impl Ingest {
         result.await.map_err(|_| closed())??;
         if let Some(key) = key {
             self.lock().insert(key);
+        }
+        if let Some(at) = ingested.event_time {
+            let delay = (super::now_millis() - at).max(0) as f64 / 1000.0;
+            self.lineage.metrics().lineage.event_delay.observe(delay);
         }
         Ok(Outcome {
             ops: count,
