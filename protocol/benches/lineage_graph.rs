@@ -120,27 +120,13 @@ fn main() {
     // --- Queries -----------------------------------------------------------
     let ix = doc.index();
     let ids: Vec<EntityId> = wh.entities.iter().map(|e| e.id.clone()).collect();
-    let mut rng = SplitMix64::new(seed ^ 0x5EED);
-    let starts: Vec<EntityId> = (0..samples)
-        .map(|_| ids[rng.below(ids.len())].clone())
-        .collect();
-    // Sources (system / source tables) have the largest downstream.
-    let sources: Vec<EntityId> = ids
-        .iter()
-        .filter(|i| i.as_str().starts_with("system:") || i.as_str().starts_with("table:src_"))
-        .cloned()
-        .collect();
-    let src_starts: Vec<EntityId> = (0..samples)
-        .map(|_| sources[rng.below(sources.len())].clone())
-        .collect();
-    let sinks: Vec<EntityId> = ids
-        .iter()
-        .filter(|i| i.as_str().starts_with("dashboard:") || i.as_str().starts_with("report:"))
-        .cloned()
-        .collect();
-    let sink_starts: Vec<EntityId> = (0..samples)
-        .map(|_| sinks[rng.below(sinks.len())].clone())
-        .collect();
+    // Sources (system / source tables) have the largest downstream, sinks
+    // (reports and dashboards) the largest upstream.
+    let generate::Starts {
+        random: starts,
+        sources: src_starts,
+        sinks: sink_starts,
+    } = wh.starts(seed, samples);
     println!(
         "queries ({samples} samples each; random = any entity, sources = systems and source tables, sinks = reports and dashboards):"
     );

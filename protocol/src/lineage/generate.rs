@@ -104,6 +104,49 @@ impl Warehouse {
     }
 }
 
+/// Start entities for timing queries on a generated graph, drawn from the
+/// seed: two tools timed with the same seed and sample count get the same
+/// starts, in the same order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Starts {
+    /// Any entity (with replacement).
+    pub random: Vec<EntityId>,
+    /// Systems and source tables: the largest downstream.
+    pub sources: Vec<EntityId>,
+    /// Reports and dashboards: the largest upstream.
+    pub sinks: Vec<EntityId>,
+}
+
+impl Warehouse {
+    /// `samples` starts of each sort, drawn from `seed`.
+    pub fn starts(&self, seed: u64, samples: usize) -> Starts {
+        let ids: Vec<&EntityId> = self.entities.iter().map(|e| &e.id).collect();
+        let mut rng = SplitMix64::new(seed ^ 0x5EED);
+        let mut draw = |from: &[&EntityId]| -> Vec<EntityId> {
+            if from.is_empty() {
+                return Vec::new();
+            }
+            (0..samples)
+                .map(|_| from[rng.below(from.len())].clone())
+                .collect()
+        };
+        let random = draw(&ids);
+        let of = |prefixes: &[&str]| -> Vec<&EntityId> {
+            ids.iter()
+                .copied()
+                .filter(|i| prefixes.iter().any(|p| i.as_str().starts_with(p)))
+                .collect()
+        };
+        let sources = draw(&of(&["system:", "table:src_"]));
+        let sinks = draw(&of(&["dashboard:", "report:"]));
+        Starts {
+            random,
+            sources,
+            sinks,
+        }
+    }
+}
+
 struct Builder {
     rng: SplitMix64,
     wh: Warehouse,
@@ -433,5 +476,25 @@ mod tests {
                 .all(|(s, t, _)| ids.contains(s) && ids.contains(t))
         );
         assert_ne!(warehouse(8, 2000, 6000).edges, a.edges);
+    }
+
+    #[test]
+    fn starts_come_from_the_seed_and_are_of_their_sort() {
+        let w = warehouse(7, 2000, 6000);
+        let s = w.starts(7, 50);
+        assert_eq!(s, w.starts(7, 50));
+        assert_ne!(s.random, w.starts(8, 50).random);
+        assert_eq!(
+            (s.random.len(), s.sources.len(), s.sinks.len()),
+            (50, 50, 50)
+        );
+        let ids: HashSet<_> = w.entities.iter().map(|e| &e.id).collect();
+        assert!(s.random.iter().all(|i| ids.contains(i)));
+        let prefixed = |v: &[EntityId], p: [&str; 2]| {
+            v.iter()
+                .all(|i| p.iter().any(|p| i.as_str().starts_with(p)))
+        };
+        assert!(prefixed(&s.sources, ["system:", "table:src_"]));
+        assert!(prefixed(&s.sinks, ["dashboard:", "report:"]));
     }
 }
