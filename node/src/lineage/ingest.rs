@@ -119,8 +119,7 @@ impl Ingest {
         // recorded must not replace it (a late START after a FAIL).
         let ops: Vec<Op> = ingested
             .ops
-            .iter()
-            .cloned()
+            .into_iter()
             .filter(|op| match op {
                 Op::SetRun { id, run } => self
                     .lineage
