@@ -421,12 +421,8 @@ async fn run_sql(
             .job
             .as_deref()
             .map(|j| {
-                let text = if j.contains(':') {
-                    j.to_string()
-                } else {
-                    format!("job:{j}")
-                };
-                entity(&text)
+                stemma_protocol::lineage::provenance::job_entity(j)
+                    .map_err(|e| usage(format!("--job {j:?}: {e}")))
             })
             .transpose()?;
         let ops = stemma_protocol::lineage::ops_for_sql(&lineage, &sql, job.as_ref())

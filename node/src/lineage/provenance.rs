@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use stemma_protocol::lineage::provenance::{ops_for_delete, ops_for_put};
+use stemma_protocol::lineage::provenance::{job_entity, ops_for_delete, ops_for_put};
 use stemma_protocol::lineage::{DEFAULT_NAMESPACE, EntityId, Op};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -36,14 +36,7 @@ impl Provenance {
             sources.push((path.bucket.to_string(), path.key.to_string()));
         }
         let job = job
-            .map(|j| {
-                let text = if j.contains(':') {
-                    j.to_string()
-                } else {
-                    format!("job:{j}")
-                };
-                EntityId::parse(&text).map_err(|e| format!("job {j:?}: {e}"))
-            })
+            .map(|j| job_entity(j).map_err(|e| format!("job {j:?}: {e}")))
             .transpose()?;
         Ok(Self {
             derived_from: sources,

@@ -7,7 +7,7 @@
 //! then both sides take turns: each turn is one frame (`u32` little-endian
 //! length, then an Automerge sync message, or nothing when that side has
 //! nothing to say). The session ends after a turn in which neither side said
-//! anything, or after [`MAX_TURNS`].
+//! anything, or after 64 turns.
 
 use std::collections::HashSet;
 use std::sync::Arc;

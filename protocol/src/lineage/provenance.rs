@@ -19,6 +19,15 @@ pub fn object_entity(bucket: &str, key: &str) -> Result<EntityId, ModelError> {
     EntityId::new(&EntityKind::Object, &format!("{bucket}/{key}"))
 }
 
+/// The job entity a user names as `NAME` or `job:NAME` (or any `KIND:NAME`).
+pub fn job_entity(text: &str) -> Result<EntityId, ModelError> {
+    if text.contains(':') {
+        EntityId::parse(text)
+    } else {
+        EntityId::new(&EntityKind::Job, text)
+    }
+}
+
 /// What a put records: the object's entity with its version and size, and
 /// edges from each of `derived_from` (`(bucket, key)` pairs) and from `job`.
 pub fn ops_for_put(
