@@ -3,6 +3,7 @@
 //! runtime; the `stemma` binary wraps it (`stemma node run`, `stemma dev`).
 
 pub mod cli;
+mod clock;
 pub mod config;
 mod http;
 pub mod identity;

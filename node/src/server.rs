@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use stemma_client::transport::{self, StreamError, read_frame, write_frame};
 use stemma_protocol::wire::{
@@ -398,13 +398,6 @@ fn parse_path(bucket: &str, key: &str) -> Result<(BucketName, ObjectKey), Failur
     Ok((BucketName::parse(bucket)?, ObjectKey::parse(key)?))
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn info_of(bucket: &BucketName, key: &ObjectKey, resolved: &Resolved) -> ObjectInfo {
     ObjectInfo {
         bucket: bucket.to_string(),
@@ -541,7 +534,12 @@ async fn put(
     let metadata = manifest.metadata.clone();
     let record = shared
         .writer
-        .commit(bucket.clone(), key.clone(), manifest, now_ms())
+        .commit(
+            bucket.clone(),
+            key.clone(),
+            manifest,
+            crate::clock::unix_millis(),
+        )
         .await?;
     chunks.committed = true;
     tracing::debug!(%bucket, %key, object = %record.object_id.short(), size = record.size, "stored");

@@ -149,3 +149,34 @@ async fn bad_events_get_a_clear_error_and_record_nothing() -> anyhow::Result<()>
     assert_eq!(stats.entities, 0, "a refused event recorded something");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_sent_as_a_query_request_is_stored_and_survives_a_restart() -> anyhow::Result<()> {
+    let mut node = TestNode::start(&[])?;
+    let event = serde_json::json!({
+        "eventType": "COMPLETE", "eventTime": "2024-05-01T10:00:00Z",
+        "run": {"runId": "3f1c2a9e-0000-4000-8000-000000000001"},
+        "job": {"namespace": "cron", "name": "copy"},
+        "inputs": [{"namespace": "s3://in", "name": "a.csv"}],
+        "outputs": [{"namespace": "s3://out", "name": "b.csv"}],
+        "producer": "test", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+    });
+    let body = serde_json::json!({ "request": "ingest", "event": event }).to_string();
+    let answer: serde_json::Value =
+        serde_json::from_str(&http_post(node.info.http_addr, "/api/v1/query", &body)?)?;
+    assert!(answer["ops"].as_u64().is_some_and(|n| n > 0), "{answer}");
+    let again: serde_json::Value =
+        serde_json::from_str(&http_post(node.info.http_addr, "/api/v1/query", &body)?)?;
+    assert_eq!(again["duplicate"], true, "{again}");
+
+    node.kill();
+    node.restart()?;
+    let client = node.client().await?;
+    let down = client
+        .downstream(NS, &id("table:s3://in/a.csv"), Traversal::unbounded())
+        .await?;
+    let reached: Vec<String> = down.items.iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(reached, ["job:cron/copy", "table:s3://out/b.csv"]);
+    client.close().await;
+    Ok(())
+}

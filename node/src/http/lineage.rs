@@ -119,6 +119,15 @@ pub(crate) async fn query(
     body: axum::body::Bytes,
 ) -> Response {
     match serde_json::from_slice::<LineageRequest>(&body) {
+        // Events take the node's ingestion path (deduplicated, group-committed),
+        // as on POST /api/v1/lineage.
+        Ok(LineageRequest::Ingest { event }) => {
+            let json = serde_json::to_vec(&event).expect("JSON values serialize");
+            match shared.ingest.event(&params.namespace(), &json).await {
+                Ok(outcome) => (StatusCode::CREATED, Json(outcome)).into_response(),
+                Err(e) => invalid(e.to_string()),
+            }
+        }
         Ok(request) => respond(&shared, params.namespace(), request).await,
         Err(e) => invalid(format!("invalid lineage request: {e}")),
     }

@@ -115,19 +115,7 @@ impl Ingest {
                 warnings: ingested.warnings,
             });
         }
-        // Events arrive out of order: a run state older than the one
-        // recorded must not replace it (a late START after a FAIL).
-        let ops: Vec<Op> = ingested
-            .ops
-            .into_iter()
-            .filter(|op| match op {
-                Op::SetRun { id, run } => self
-                    .lineage
-                    .last_run(namespace, id)
-                    .is_none_or(|last| last.time <= run.time),
-                _ => true,
-            })
-            .collect();
+        let ops = self.lineage.without_stale_runs(namespace, ingested.ops);
         let count = ops.len();
         let (done, result) = oneshot::channel();
         let job = Job {

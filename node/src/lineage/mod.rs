@@ -10,13 +10,17 @@ pub mod sync;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use libp2p::PeerId;
 use stemma_protocol::lineage::{
-    self, ApiError, LineageDoc, LineageRequest, LoadError, Op, PeerSync, SyncError,
+    self, ApiError, LineageDoc, LineageRequest, LoadError, Op, PeerSync, SyncError, openlineage,
 };
 use tokio::sync::Notify;
+
+/// Now, as stamped on edits (milliseconds since the Unix epoch).
+pub(crate) fn now_millis() -> i64 {
+    crate::clock::unix_millis() as i64
+}
 
 use crate::metrics::Metrics;
 use store::{Footprint, LineageStore};
@@ -160,11 +164,11 @@ impl Lineage {
         }
         let entry = self.entry(&mut docs, namespace)?;
         let answer = lineage::answer(&mut entry.doc, request, now_millis())?;
-        if let LineageRequest::Apply { ops } = request {
+        if request.is_write() {
             self.persist(entry)?;
-            self.inner.metrics.lineage.edits.inc_by(ops.len() as u64);
-            self.update_gauges(&docs);
-            self.inner.changed.notify_one();
+            let ops = answer["ops"].as_u64().unwrap_or(0);
+            self.inner.metrics.lineage.edits.inc_by(ops);
+            self.after_change(&docs);
         }
         Ok(answer)
     }
@@ -188,8 +192,7 @@ impl Lineage {
                     .lineage
                     .edits
                     .inc_by(committed.ops as u64);
-                this.update_gauges(&docs);
-                this.inner.changed.notify_one();
+                this.after_change(&docs);
             }
             Ok(())
         })
@@ -275,8 +278,7 @@ impl Lineage {
                 }
             }
             if !touched.is_empty() {
-                this.update_gauges(&docs);
-                this.inner.changed.notify_one();
+                this.after_change(&docs);
             }
             results
         })
@@ -288,16 +290,13 @@ impl Lineage {
         })
     }
 
-    /// The last run recorded for an entity.
-    pub fn last_run(
-        &self,
-        namespace: &str,
-        id: &stemma_protocol::lineage::EntityId,
-    ) -> Option<stemma_protocol::lineage::RunState> {
-        self.lock()
-            .by_namespace
-            .get(namespace)
-            .and_then(|e| e.doc.index().last_run(id))
+    /// `ops` without run states older than those recorded (see
+    /// `openlineage::without_stale_runs`).
+    pub fn without_stale_runs(&self, namespace: &str, ops: Vec<Op>) -> Vec<Op> {
+        match self.lock().by_namespace.get(namespace) {
+            Some(entry) => openlineage::without_stale_runs(entry.doc.index(), ops),
+            None => ops,
+        }
     }
 
     /// The namespaces this node holds.
@@ -358,8 +357,7 @@ impl Lineage {
         let changed = entry.doc.receive_sync_message(state, message)?;
         if changed {
             self.persist(entry)?;
-            self.update_gauges(docs);
-            self.inner.changed.notify_one();
+            self.after_change(docs);
         }
         Ok(())
     }
@@ -427,6 +425,12 @@ impl Lineage {
         Ok(())
     }
 
+    /// After a document gained changes: gauges, and a nudge to replication.
+    fn after_change(&self, docs: &Docs) {
+        self.update_gauges(docs);
+        self.inner.changed.notify_one();
+    }
+
     fn update_gauges(&self, docs: &Docs) {
         let m = &self.inner.metrics.lineage;
         let (mut bytes, mut changes, mut entities, mut edges) = (0, 0, 0, 0);
@@ -441,11 +445,4 @@ impl Lineage {
         m.entities.set(entities as i64);
         m.edges.set(edges as i64);
     }
-}
-
-/// Milliseconds since the Unix epoch: the time stamped on edits.
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -182,55 +182,48 @@ pub fn answer(
     request: &LineageRequest,
     now: Millis,
 ) -> Result<serde_json::Value, ApiError> {
-    match request {
-        LineageRequest::Apply { ops } => {
-            let committed: Committed = doc.apply(now, ops)?;
-            return Ok(to_json(&committed));
-        }
+    let value = match request {
+        LineageRequest::Apply { ops } => to_json::<Committed>(&doc.apply(now, ops)?),
         LineageRequest::Ingest { event } => {
             let bytes = serde_json::to_vec(event).expect("JSON values serialize");
             let ingested = super::openlineage::ops_for_event(&bytes)?;
-            let committed = doc.apply(now, &ingested.ops)?;
-            return Ok(serde_json::json!({
+            let ops = super::openlineage::without_stale_runs(doc.index(), ingested.ops);
+            let committed = doc.apply(now, &ops)?;
+            serde_json::json!({
                 "ops": committed.ops, "duplicate": false, "warnings": ingested.warnings,
-            }));
-        }
-        _ => {}
-    }
-    let index = doc.index();
-    let value = match request {
-        LineageRequest::Apply { .. } | LineageRequest::Ingest { .. } => {
-            unreachable!("writes are handled above")
+            })
         }
         LineageRequest::Show { id } => to_json(&show(doc, id)?),
         LineageRequest::Upstream { id, traversal } => {
-            to_json::<Page<Reached>>(&index.upstream(id, traversal)?)
+            to_json::<Page<Reached>>(&doc.index().upstream(id, traversal)?)
         }
         LineageRequest::Downstream { id, traversal } => {
-            to_json::<Page<Reached>>(&index.downstream(id, traversal)?)
+            to_json::<Page<Reached>>(&doc.index().downstream(id, traversal)?)
         }
         LineageRequest::Impact { id, traversal } => {
-            to_json::<Page<Impacted>>(&index.impact(id, traversal)?)
+            to_json::<Page<Impacted>>(&doc.index().impact(id, traversal)?)
         }
         LineageRequest::Path { from, to, options } => {
-            to_json::<Option<PathFound>>(&index.path(from, to, options)?)
+            to_json::<Option<PathFound>>(&doc.index().path(from, to, options)?)
         }
-        LineageRequest::Rank { options } => to_json::<Page<Ranked>>(&index.rank(options)?),
+        LineageRequest::Rank { options } => to_json::<Page<Ranked>>(&doc.index().rank(options)?),
         LineageRequest::Islands { entity_kinds, page } => {
-            to_json::<Page<EntityId>>(&index.islands(entity_kinds, page)?)
+            to_json::<Page<EntityId>>(&doc.index().islands(entity_kinds, page)?)
         }
         LineageRequest::RootCause { id, options } => {
-            to_json::<RootCause>(&index.root_cause(id, options)?)
+            to_json::<RootCause>(&doc.index().root_cause(id, options)?)
         }
         LineageRequest::Recover { id, options } => {
-            to_json::<RecoveryPlan>(&index.recovery_order(id, options)?)
+            to_json::<RecoveryPlan>(&doc.index().recovery_order(id, options)?)
         }
-        LineageRequest::Audit { options } => to_json::<Page<AuditFinding>>(&index.audit(options)?),
+        LineageRequest::Audit { options } => {
+            to_json::<Page<AuditFinding>>(&doc.index().audit(options)?)
+        }
         LineageRequest::Names { rules, page } => {
             let rules = NamingRules::new(rules)?;
-            to_json::<Page<NamingViolation>>(&index.naming_violations(&rules, page)?)
+            to_json::<Page<NamingViolation>>(&doc.index().naming_violations(&rules, page)?)
         }
-        LineageRequest::Stats => to_json::<Statistics>(&index.statistics()),
+        LineageRequest::Stats => to_json::<Statistics>(&doc.index().statistics()),
         LineageRequest::Heads => to_json::<Vec<Head>>(&doc.heads()),
     };
     Ok(value)
