@@ -13,27 +13,34 @@ pub struct MembershipConfig {
     /// Whether members exchange metadata (zone, capacity, addresses). A simulation
     /// that does not need it can turn it off to save memory.
     pub metadata: bool,
+    /// How often a member pulls the whole member list from a random member
+    /// (scaled up with the cluster's size); `None`: only when joining.
+    pub sync_interval: Option<Duration>,
 }
 
 impl MembershipConfig {
     /// A LAN or a single site: probe every second with a 500 ms round trip,
     /// suspicion lasting 4 × log10(N) probe periods (memberlist's LAN rule),
-    /// gossip to 3 members every 200 ms, announce every 30 s, and retry members
+    /// gossip to 3 members every 200 ms, announce every 30 s, pull a random
+    /// member's full list every 30 s (scaled with the size), and retry members
     /// declared down every 65 s so partitions heal by themselves.
     pub fn lan(expected_members: u32) -> Self {
         Self {
             swim: foca::Config::new_lan(size(expected_members)),
             metadata: true,
+            sync_interval: Some(Duration::from_secs(30)),
         }
     }
 
     /// Sites linked over a WAN: probe every 5 s with a 3 s round trip, suspicion
     /// of 6 × log10(N) probe periods (memberlist's WAN rule), gossip every
-    /// 500 ms, announce every 60 s, retry down members every 125 s.
+    /// 500 ms, announce every 60 s, pull a full list every 60 s (scaled), retry
+    /// down members every 125 s.
     pub fn wan(expected_members: u32) -> Self {
         Self {
             swim: foca::Config::new_wan(size(expected_members)),
             metadata: true,
+            sync_interval: Some(Duration::from_secs(60)),
         }
     }
 

@@ -9,6 +9,15 @@
 //! version), a distinction between members that *left* and members that *died*,
 //! the time each member was last heard from, and counters.
 //!
+//! One thing foca lacks is a way for a member to learn the whole membership at
+//! once: its join answer holds what fits in one packet (about 30 members), and
+//! updates about members that joined earlier have already been gossiped away,
+//! so in a large cluster a newcomer's view has gaps that only periodic
+//! announces fill, over minutes. As memberlist does with its push-pull, a
+//! joining member asks its contact for the full list, and every member pulls
+//! the list of a random member now and then (every `sync_interval`, scaled up
+//! with the cluster's size); the list travels in packet-sized pieces.
+//!
 //! It does no I/O. Inputs: bytes received ([`Membership::handle_data`]), timers
 //! that fired ([`Membership::handle_timer`]), and commands (join, leave), each
 //! with the current time. Outputs ([`Output`]): bytes to send to a member,
@@ -39,6 +48,12 @@ use notice::{Notice, NoticeHandler, Notices};
 const KIND_SWIM: u8 = 0;
 const KIND_META: u8 = 1;
 const KIND_LEFT: u8 = 2;
+const KIND_SYNC_REQUEST: u8 = 3;
+const KIND_MEMBERS: u8 = 4;
+
+/// Members per `KIND_MEMBERS` message: 20 entries of at most ~65 bytes (an
+/// IPv6 address included) stay under a 1,400-byte packet with the envelope.
+const MEMBERS_PER_MESSAGE: usize = 20;
 
 /// A member's state as this node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,7 +117,14 @@ pub enum MembershipEvent {
 
 /// A timer to hand back to [`Membership::handle_timer`] when it fires.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MembershipTimer(Timer<MemberId>);
+pub struct MembershipTimer(TimerKind);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TimerKind {
+    Swim(Timer<MemberId>),
+    /// Time to pull a random member's list.
+    Sync,
+}
 
 /// An effect of an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +209,8 @@ struct Io {
     suspected: HashMap<NodeId, MemberId>,
     stats: MembershipStats,
     outputs: Vec<Output>,
+    /// State of the generator that picks whom to pull the member list from.
+    pick: u64,
 }
 
 impl Runtime<MemberId> for Io {
@@ -233,7 +257,7 @@ impl Runtime<MemberId> for Io {
                 .push(Output::Event(MembershipEvent::Suspected(*member_id)));
         }
         self.outputs.push(Output::Timer {
-            timer: MembershipTimer(event),
+            timer: MembershipTimer(TimerKind::Swim(event)),
             after,
         });
     }
@@ -279,8 +303,10 @@ impl Membership {
                 suspected: HashMap::new(),
                 stats: MembershipStats::default(),
                 outputs: Vec::new(),
+                pick: seed ^ 0x5157_5F53_594E_4321,
             },
         };
+        membership.schedule_sync();
         if membership.io.config.metadata
             && let Some(meta) = membership.io.own_meta.clone()
         {
@@ -316,6 +342,7 @@ impl Membership {
         };
         // Announcing to oneself is the only failure; it changes nothing.
         let _ = self.swim.announce(target, &mut self.io);
+        self.io.send_raw(target, &[KIND_SYNC_REQUEST]);
         self.after_input();
     }
 
@@ -372,6 +399,34 @@ impl Membership {
                     .add_broadcast(&NoticeHandler::encode(&Notice::Left(id)));
                 Ok(())
             }
+            KIND_SYNC_REQUEST => {
+                self.send_members_to(sender);
+                Ok(())
+            }
+            KIND_MEMBERS => {
+                let list: Vec<(MemberId, u16, u8)> = postcard::from_bytes(body)
+                    .map_err(|e| MembershipError::Malformed(e.to_string()))?;
+                let mut updates = Vec::with_capacity(list.len());
+                for (id, incarnation, state) in list {
+                    let state = match state {
+                        0 => State::Alive,
+                        1 => State::Suspect,
+                        2 => State::Down,
+                        other => {
+                            return Err(MembershipError::Malformed(format!(
+                                "unknown member state {other}"
+                            )));
+                        }
+                    };
+                    updates.push(foca::Member::new(id, incarnation, state));
+                }
+                // The cluster knows these already: no need to gossip them again.
+                let result = self
+                    .swim
+                    .apply_many(updates.into_iter(), false, &mut self.io);
+                self.after_input();
+                result.map_err(|e| MembershipError::Malformed(e.to_string()))
+            }
             other => Err(MembershipError::Malformed(format!(
                 "unknown message kind {other}"
             ))),
@@ -380,11 +435,20 @@ impl Membership {
 
     /// Handles a timer that fired at time `now`.
     pub fn handle_timer(&mut self, timer: MembershipTimer, _now: Duration) {
-        let suspicion = match &timer.0 {
+        let timer = match timer.0 {
+            TimerKind::Swim(timer) => timer,
+            TimerKind::Sync => {
+                self.pull_members();
+                self.schedule_sync();
+                self.after_input();
+                return;
+            }
+        };
+        let suspicion = match &timer {
             Timer::ChangeSuspectToDown { member_id, .. } => Some(*member_id),
             _ => None,
         };
-        let _ = self.swim.handle_timer(timer.0, &mut self.io);
+        let _ = self.swim.handle_timer(timer, &mut self.io);
         if let Some(id) = suspicion
             && self.io.suspected.get(&id.node) == Some(&id)
         {
@@ -475,6 +539,71 @@ impl Membership {
             .cloned()
     }
 
+    /// Sends every member we know of (any state) to `to`, in packet-sized
+    /// pieces.
+    fn send_members_to(&mut self, to: NodeId) {
+        let dest = self
+            .swim
+            .iter_membership_state()
+            .map(|m| *m.id())
+            .find(|id| id.node == to)
+            .unwrap_or(MemberId {
+                node: to,
+                generation: 0,
+                addr: None,
+            });
+        let list: Vec<(MemberId, u16, u8)> = self
+            .swim
+            .iter_membership_state()
+            .filter(|m| m.id().node != to)
+            .map(|m| {
+                let state = match m.state() {
+                    State::Alive => 0,
+                    State::Suspect => 1,
+                    State::Down => 2,
+                };
+                (*m.id(), m.incarnation(), state)
+            })
+            .collect();
+        for piece in list.chunks(MEMBERS_PER_MESSAGE) {
+            let mut payload = vec![KIND_MEMBERS];
+            payload.extend(postcard::to_stdvec(piece).expect("members serialize"));
+            self.io.send_raw(dest, &payload);
+        }
+    }
+
+    /// Asks a random active member for its list.
+    fn pull_members(&mut self) {
+        let n = self.swim.num_members();
+        if n == 0 {
+            return;
+        }
+        self.io.pick = next_random(self.io.pick);
+        let k = (self.io.pick % n as u64) as usize;
+        if let Some(id) = self.swim.iter_members().nth(k).map(|m| *m.id()) {
+            self.io.send_raw(id, &[KIND_SYNC_REQUEST]);
+        }
+    }
+
+    /// Arms the next pull: `sync_interval` up to 32 members, then one more
+    /// interval per doubling (memberlist's push-pull scale), so the bytes each
+    /// member spends on it stay flat as the cluster grows.
+    fn schedule_sync(&mut self) {
+        let Some(base) = self.io.config.sync_interval else {
+            return;
+        };
+        let n = self.swim.num_members() + 1;
+        let scale = if n <= 32 {
+            1
+        } else {
+            (n as f64).log2().ceil() as u32 - 4
+        };
+        self.io.outputs.push(Output::Timer {
+            timer: MembershipTimer(TimerKind::Sync),
+            after: base * scale,
+        });
+    }
+
     /// Follow-ups of an input: send our metadata straight to members that just
     /// came up, so that late joiners learn it without a cluster-wide broadcast.
     fn after_input(&mut self) {
@@ -507,6 +636,14 @@ impl Membership {
             self.io.send_raw(id, &payload);
         }
     }
+}
+
+/// SplitMix64: enough to pick a member at random.
+fn next_random(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn incarnation(generation: u32, swim: u16) -> u64 {

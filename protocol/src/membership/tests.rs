@@ -369,3 +369,43 @@ proptest! {
         prop_assert!(net.converged());
     }
 }
+
+#[test]
+fn a_late_joiner_learns_every_member_from_its_contact_at_once() {
+    // More members than one join answer (a packet) can hold, and no periodic
+    // announce or pull: only the list asked for at join can teach the
+    // newcomer about the members whose joins were gossiped long ago.
+    let mut config = MembershipConfig::lan(64);
+    config.swim.periodic_announce = None;
+    config.sync_interval = None;
+    let n = 61;
+    let mut net = Net::new(n, 11, config);
+    for i in 1..n - 1 {
+        net.members[i].join(member(0).node);
+        net.collect(i);
+        net.run_until(net.now + Duration::from_millis(200));
+    }
+    net.run_until(net.now + Duration::from_secs(60));
+    let newcomer = n - 1;
+    net.members[newcomer].join(member(7).node);
+    net.collect(newcomer);
+    net.run_until(net.now + Duration::from_secs(1));
+    assert_eq!(
+        net.members[newcomer].active_members(),
+        n - 1,
+        "the newcomer knows everyone after one second"
+    );
+}
+
+#[test]
+fn a_member_list_with_an_unknown_state_is_refused() {
+    let key = ClusterKey::from_secret(b"test cluster");
+    let mut m = Membership::new(member(0), None, lan(), key.clone(), 1);
+    let mut payload = vec![KIND_MEMBERS];
+    payload.extend(postcard::to_stdvec(&vec![(member(1), 0u16, 9u8)]).unwrap());
+    let mut sealed = Vec::new();
+    key.seal(&member(1).node, &payload, &mut sealed);
+    let err = m.handle_data(&sealed, Duration::ZERO).unwrap_err();
+    assert!(err.to_string().contains("unknown member state 9"), "{err}");
+    assert_eq!(m.active_members(), 0);
+}
