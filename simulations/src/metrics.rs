@@ -84,8 +84,12 @@ pub struct Metrics {
     /// Per crash: hops the verdict travelled to reach the farthest node
     /// (0 = every node concluded by itself).
     pub dissemination_rounds: Distribution,
-    /// Dead verdicts about a member that was alive (stalled or not).
+    /// Dead verdicts about a member that was alive (stalled or not) and
+    /// reachable.
     pub false_dead: u64,
+    /// Dead verdicts about a live member that a partition or cut separated
+    /// from the observer.
+    pub dead_across_partition: u64,
     /// Members that were declared dead while alive and rejoined.
     pub rejoined: u64,
     /// Suspicions raised / refuted.

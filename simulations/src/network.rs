@@ -87,6 +87,12 @@ impl Network {
         !self.rules.is_empty()
     }
 
+    /// Whether a rule in force stops messages between `a` and `b` in either
+    /// direction.
+    pub fn separated(&self, a: u32, b: u32) -> bool {
+        self.blocked(a, b) || self.blocked(b, a)
+    }
+
     fn blocked(&self, from: u32, to: u32) -> bool {
         self.rules.iter().any(|r| {
             let side = |n: u32| r.side_of.get(n as usize).copied().unwrap_or(NO_SIDE);

@@ -532,6 +532,8 @@ impl Scenario {
             Preset::Wan => stemma_protocol::membership::MembershipConfig::wan(expected),
         };
         config.metadata = m.metadata;
+        // Nothing here reads it, and at 10,000 nodes it would take gigabytes.
+        config.last_heard = false;
         let ms = |x: f64| Duration::from_secs_f64(x / 1000.0);
         if let Some(x) = m.probe_period_ms {
             config.swim.probe_period = ms(x);

@@ -555,8 +555,13 @@ impl World {
             && target.identity == identity
             && target.generation == id.generation;
         if said == Departure::Crash && alive {
-            self.metrics.false_dead += 1;
-            self.row("false_dead", Some(slot), format!("observer={observer}"));
+            if self.net.separated(observer, slot) {
+                // Right as far as the observer can tell: it cannot reach it.
+                self.metrics.dead_across_partition += 1;
+            } else {
+                self.metrics.false_dead += 1;
+                self.row("false_dead", Some(slot), format!("observer={observer}"));
+            }
         }
     }
 

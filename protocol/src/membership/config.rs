@@ -13,6 +13,10 @@ pub struct MembershipConfig {
     /// Whether members exchange metadata (zone, capacity, addresses). A simulation
     /// that does not need it can turn it off to save memory.
     pub metadata: bool,
+    /// Whether to record when each member was last heard from (`stemma
+    /// members` shows it). A simulation of thousands of nodes can turn it off:
+    /// it is a map entry per member per node.
+    pub last_heard: bool,
     /// How often a member pulls the whole member list from a random member
     /// (scaled up with the cluster's size); `None`: only when joining.
     pub sync_interval: Option<Duration>,
@@ -28,6 +32,7 @@ impl MembershipConfig {
         Self {
             swim: foca::Config::new_lan(size(expected_members)),
             metadata: true,
+            last_heard: true,
             sync_interval: Some(Duration::from_secs(30)),
         }
     }
@@ -40,6 +45,7 @@ impl MembershipConfig {
         Self {
             swim: foca::Config::new_wan(size(expected_members)),
             metadata: true,
+            last_heard: true,
             sync_interval: Some(Duration::from_secs(60)),
         }
     }

@@ -357,7 +357,9 @@ impl Membership {
         };
         self.io.stats.messages_received += 1;
         self.io.stats.bytes_received += sealed.len() as u64;
-        self.io.last_heard.insert(sender, now);
+        if self.io.config.last_heard {
+            self.io.last_heard.insert(sender, now);
+        }
         let Some((&kind, body)) = payload.split_first() else {
             return Err(MembershipError::Malformed("empty message".into()));
         };
