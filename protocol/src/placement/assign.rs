@@ -1,0 +1,286 @@
+//! The assignment of replica slots to nodes, computed from the previous one.
+//!
+//! 1. Each node's target count of replicas comes from [`apportion`]: shares of
+//!    `partitions × RF` proportional to capacity, capped at one replica per
+//!    partition per node and at a zone quota per partition.
+//! 2. Every previous replica whose node is still in the view is kept in its
+//!    slot, unless it breaks the zone quota (the zones changed).
+//! 3. Each empty slot goes to the eligible node furthest below its target,
+//!    relative to the target (so that all nodes fill at the same pace).
+//! 4. While a node is above its target and another below, one replica moves
+//!    from the first to the second, in a partition where the zone rule allows.
+//!
+//! Step 4 is where a join's moves happen and step 3 where a leave's do; each
+//! move brings one node one step closer to its target, so the number of moves
+//! is the minimum the new targets require unless the zone rule blocks a move.
+//! Ties are broken by a hash of (partition, node): deterministic, and spread,
+//! so a new node takes partitions from all the others, not from one.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use crate::membership::NodeId;
+use crate::placement::apportion::apportion;
+use crate::placement::{PlacementConfig, PlacementError, View};
+
+/// Replicas per partition (by slot), as indices into the eligible nodes.
+type Slots = Vec<Vec<Option<usize>>>;
+
+/// The assignment under construction.
+#[derive(Debug)]
+struct Assigner {
+    /// Nodes with capacity above zero, sorted by id.
+    nodes: Vec<NodeId>,
+    /// A hash of each node's id, mixed with the partition to break ties.
+    keys: Vec<u64>,
+    /// Each node's zone, an index into `quota`.
+    zone: Vec<usize>,
+    /// The most replicas of one partition a zone may hold.
+    quota: Vec<usize>,
+    target: Vec<u64>,
+    count: Vec<u64>,
+    slots: Slots,
+}
+
+/// The replicas of every partition, slot by slot, for `view`, starting from
+/// `previous` (the replicas of the previous layout, if any).
+pub(crate) fn assign(
+    config: &PlacementConfig,
+    view: &View,
+    previous: Option<&[Vec<NodeId>]>,
+) -> Result<Vec<Vec<NodeId>>, PlacementError> {
+    let eligible: Vec<_> = view.nodes().iter().filter(|n| n.capacity > 0).collect();
+    if eligible.is_empty() {
+        return Err(PlacementError::NoCapacity);
+    }
+    let partitions = config.partitions.get() as usize;
+    let rf = usize::from(config.replication).min(eligible.len());
+
+    let mut zone_index = BTreeMap::new();
+    for node in &eligible {
+        let next = zone_index.len();
+        zone_index.entry(node.zone.as_str()).or_insert(next);
+    }
+    let zone: Vec<usize> = eligible
+        .iter()
+        .map(|n| zone_index[n.zone.as_str()])
+        .collect();
+    let mut zone_size = vec![0usize; zone_index.len()];
+    for &z in &zone {
+        zone_size[z] += 1;
+    }
+    // The smallest per-zone cap that still lets RF distinct nodes be chosen:
+    // 1 (distinct zones) whenever there are at least RF zones.
+    let cap = (1..=rf)
+        .find(|&k| zone_size.iter().map(|&n| n.min(k)).sum::<usize>() >= rf)
+        .unwrap_or(rf);
+    let quota: Vec<usize> = zone_size.iter().map(|&n| n.min(cap)).collect();
+
+    let capacities: Vec<u64> = eligible.iter().map(|n| n.capacity).collect();
+    let zone_caps: Vec<u64> = quota.iter().map(|&q| (q * partitions) as u64).collect();
+    let target = apportion(
+        &capacities,
+        &zone,
+        &zone_caps,
+        partitions as u64,
+        (partitions * rf) as u64,
+    );
+
+    let nodes: Vec<NodeId> = eligible.iter().map(|n| n.id).collect();
+    let keys = nodes.iter().map(node_key).collect();
+    let mut assigner = Assigner {
+        count: vec![0; nodes.len()],
+        slots: vec![vec![None; rf]; partitions],
+        nodes,
+        keys,
+        zone,
+        quota,
+        target,
+    };
+    if let Some(previous) = previous {
+        assigner.keep(previous);
+    }
+    assigner.enforce_zone_quota();
+    assigner.fill();
+    assigner.rebalance();
+    Ok(assigner.finish())
+}
+
+impl Assigner {
+    fn index(&self, id: &NodeId) -> Option<usize> {
+        self.nodes.binary_search(id).ok()
+    }
+
+    fn put(&mut self, p: usize, slot: usize, node: usize) {
+        self.slots[p][slot] = Some(node);
+        self.count[node] += 1;
+    }
+
+    fn clear(&mut self, p: usize, slot: usize) {
+        if let Some(node) = self.slots[p][slot].take() {
+            self.count[node] -= 1;
+        }
+    }
+
+    /// Keeps the previous replicas of nodes still here, in their slots. If RF
+    /// shrank (fewer nodes than RF), a replica beyond the last slot moves into
+    /// an empty slot rather than being dropped while a copy is missing.
+    fn keep(&mut self, previous: &[Vec<NodeId>]) {
+        let rf = self.slots.first().map_or(0, Vec::len);
+        for (p, replicas) in previous.iter().enumerate().take(self.slots.len()) {
+            let mut spare = Vec::new();
+            for (slot, id) in replicas.iter().enumerate() {
+                let Some(node) = self.index(id) else { continue };
+                if self.slots[p].contains(&Some(node)) {
+                    continue;
+                }
+                if slot < rf {
+                    self.put(p, slot, node);
+                } else {
+                    spare.push(node);
+                }
+            }
+            for node in spare {
+                if let Some(slot) = self.slots[p].iter().position(Option::is_none) {
+                    self.put(p, slot, node);
+                }
+            }
+        }
+    }
+
+    fn zone_count(&self, p: usize, zone: usize, except: Option<usize>) -> usize {
+        self.slots[p]
+            .iter()
+            .flatten()
+            .filter(|&&n| Some(n) != except && self.zone[n] == zone)
+            .count()
+    }
+
+    /// Whether `node` may take a slot of `p` (in place of `replacing`).
+    fn eligible(&self, p: usize, node: usize, replacing: Option<usize>) -> bool {
+        !self.slots[p].contains(&Some(node))
+            && self.zone_count(p, self.zone[node], replacing) < self.quota[self.zone[node]]
+    }
+
+    fn surplus(&self, node: usize) -> i64 {
+        self.count[node] as i64 - self.target[node] as i64
+    }
+
+    /// Empties the slots of replicas that break a zone quota (after the zones
+    /// changed), taking first from the nodes most above their targets.
+    fn enforce_zone_quota(&mut self) {
+        for p in 0..self.slots.len() {
+            loop {
+                let over = self.slots[p]
+                    .iter()
+                    .flatten()
+                    .find(|&&n| self.zone_count(p, self.zone[n], None) > self.quota[self.zone[n]]);
+                let Some(&over) = over else { break };
+                let zone = self.zone[over];
+                let slot = (0..self.slots[p].len())
+                    .filter(|&s| self.slots[p][s].is_some_and(|n| self.zone[n] == zone))
+                    .max_by_key(|&s| {
+                        let n = self.slots[p][s].unwrap_or(over);
+                        (self.surplus(n), mix(p, self.keys[n]))
+                    });
+                match slot {
+                    Some(slot) => self.clear(p, slot),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Which of two candidates for an empty slot of `p` needs it more: below
+    /// target before at or above it; then the larger share of its target still
+    /// missing; then the hash.
+    fn need(&self, p: usize, a: usize, b: usize) -> Ordering {
+        let (da, db) = (-self.surplus(a), -self.surplus(b));
+        let by_need = match (da > 0, db > 0) {
+            (true, true) => {
+                let left = da as u128 * u128::from(self.target[b]);
+                let right = db as u128 * u128::from(self.target[a]);
+                left.cmp(&right)
+            }
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => da.cmp(&db),
+        };
+        by_need.then(mix(p, self.keys[a]).cmp(&mix(p, self.keys[b])))
+    }
+
+    fn fill(&mut self) {
+        for p in 0..self.slots.len() {
+            for slot in 0..self.slots[p].len() {
+                if self.slots[p][slot].is_some() {
+                    continue;
+                }
+                let best = (0..self.nodes.len())
+                    .filter(|&n| self.eligible(p, n, None))
+                    .max_by(|&a, &b| self.need(p, a, b));
+                // There is always one: the zone quotas leave room for RF
+                // distinct nodes in every partition.
+                if let Some(node) = best {
+                    self.put(p, slot, node);
+                }
+            }
+        }
+    }
+
+    /// Moves replicas from nodes above target to nodes below, one at a time,
+    /// the largest gaps first.
+    fn rebalance(&mut self) {
+        loop {
+            let mut over: Vec<usize> = (0..self.nodes.len())
+                .filter(|&n| self.surplus(n) > 0)
+                .collect();
+            let mut under: Vec<usize> = (0..self.nodes.len())
+                .filter(|&n| self.surplus(n) < 0)
+                .collect();
+            over.sort_by_key(|&n| (-self.surplus(n), n));
+            under.sort_by_key(|&n| (self.surplus(n), n));
+            let found = under.iter().find_map(|&to| {
+                over.iter()
+                    .find_map(|&from| self.movable(from, to).map(|(p, s)| (p, s, to)))
+            });
+            let Some((p, slot, to)) = found else { break };
+            self.clear(p, slot);
+            self.put(p, slot, to);
+        }
+    }
+
+    /// The slot of `from` that `to` may take, picked by hash among the
+    /// partitions where the zone rule allows it.
+    fn movable(&self, from: usize, to: usize) -> Option<(usize, usize)> {
+        (0..self.slots.len())
+            .filter_map(|p| {
+                let slot = self.slots[p].iter().position(|&n| n == Some(from))?;
+                self.eligible(p, to, Some(from)).then_some((p, slot))
+            })
+            .min_by_key(|&(p, _)| mix(p, self.keys[to]))
+    }
+
+    fn finish(self) -> Vec<Vec<NodeId>> {
+        let nodes = &self.nodes;
+        self.slots
+            .into_iter()
+            .map(|replicas| replicas.into_iter().flatten().map(|n| nodes[n]).collect())
+            .collect()
+    }
+}
+
+/// A stable hash of a node's id.
+fn node_key(id: &NodeId) -> u64 {
+    let hash = blake3::hash(id.public_key());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(bytes)
+}
+
+/// A hash of (partition, node key): SplitMix64's finaliser.
+fn mix(p: usize, key: u64) -> u64 {
+    let mut z = key ^ (p as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
