@@ -29,6 +29,7 @@ pub mod lineage;
 mod manifest;
 pub mod membership;
 mod name;
+pub mod names;
 pub mod placement;
 pub mod sql;
 pub mod wire;
