@@ -31,6 +31,7 @@ pub mod membership;
 mod name;
 pub mod names;
 pub mod placement;
+pub mod replication;
 pub mod sql;
 pub mod wire;
 

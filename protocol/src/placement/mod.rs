@@ -40,6 +40,7 @@
 mod apportion;
 mod assign;
 mod config;
+pub(crate) mod hash;
 mod layout;
 mod partition;
 mod view;
