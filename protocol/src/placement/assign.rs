@@ -5,8 +5,10 @@
 //!    partition per node and at a zone quota per partition.
 //! 2. Every previous replica whose node is still in the view is kept in its
 //!    slot, unless it breaks the zone quota (the zones changed).
-//! 3. Each empty slot goes to the eligible node furthest below its target,
-//!    relative to the target (so that all nodes fill at the same pace).
+//! 3. Each empty slot goes to an eligible node below its target, chosen by
+//!    hash; if none is eligible, an augmenting path through the slots filled
+//!    earlier lets one of them take it and pass its slot on, until a node
+//!    below target takes the last one.
 //! 4. While a node is above its target and another below, one replica moves
 //!    from the first to the second, in a partition where the zone rule allows.
 //!
@@ -192,17 +194,18 @@ impl Assigner {
         }
     }
 
-    /// Which of two candidates for an empty slot of `p` needs it more: below
-    /// target before at or above it; then the larger share of its target still
-    /// missing; then the hash.
+    /// Which of two candidates for an empty slot of `p` should take it: one
+    /// below target before one at or above it (then the one least above);
+    /// among those below target, the hash decides. Picking the node furthest
+    /// below target instead fills partitions in a rotation, so the same nodes
+    /// (and zones) keep landing together; when one of them later leaves, the
+    /// nodes below target are then not eligible for its partitions and extra
+    /// moves follow. The hash mixes the combinations; [`Assigner::augment`]
+    /// and [`Assigner::rebalance`] even out the counts.
     fn need(&self, p: usize, a: usize, b: usize) -> Ordering {
         let (da, db) = (-self.surplus(a), -self.surplus(b));
         let by_need = match (da > 0, db > 0) {
-            (true, true) => {
-                let left = da as u128 * u128::from(self.target[b]);
-                let right = db as u128 * u128::from(self.target[a]);
-                left.cmp(&right)
-            }
+            (true, true) => Ordering::Equal,
             (true, false) => Ordering::Greater,
             (false, true) => Ordering::Less,
             (false, false) => da.cmp(&db),
@@ -211,6 +214,7 @@ impl Assigner {
     }
 
     fn fill(&mut self) {
+        let mut filled = Vec::new();
         for p in 0..self.slots.len() {
             for slot in 0..self.slots[p].len() {
                 if self.slots[p][slot].is_some() {
@@ -221,11 +225,86 @@ impl Assigner {
                     .max_by(|&a, &b| self.need(p, a, b));
                 // There is always one: the zone quotas leave room for RF
                 // distinct nodes in every partition.
-                if let Some(node) = best {
-                    self.put(p, slot, node);
+                match best {
+                    Some(node) if self.surplus(node) < 0 => self.put(p, slot, node),
+                    Some(node) if !self.augment(p, slot, &filled) => self.put(p, slot, node),
+                    _ => {}
+                }
+                filled.push((p, slot));
+            }
+        }
+    }
+
+    /// When no node below target may take the empty slot `(p, slot)`, looks
+    /// for an augmenting path through the slots filled earlier in this pass:
+    /// a node `x1` takes `(p, slot)` and leaves its filled slot to `x2`, who
+    /// leaves its own to `x3`, …, until a node below target takes the last
+    /// one. Breadth first, so the shortest path; each partition at most once
+    /// on a path, so every step's zone check stays true. Reassigning filled
+    /// slots costs no move, and it saves one that [`Assigner::rebalance`]
+    /// would otherwise make. Returns whether it found one.
+    fn augment(&mut self, p: usize, slot: usize, filled: &[(usize, usize)]) -> bool {
+        let mut by_filler: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for (i, &(q, s)) in filled.iter().enumerate() {
+            if let Some(x) = self.slots[q][s] {
+                by_filler[x].push(i);
+            }
+        }
+        // Path nodes: usize::MAX is the empty slot; i < filled.len() is
+        // filled[i]. `parent[i]` = (the path node before, the node moving).
+        const START: usize = usize::MAX;
+        let mut parent: Vec<Option<(usize, usize)>> = vec![None; filled.len()];
+        let mut seen_partitions = vec![false; self.slots.len()];
+        seen_partitions[p] = true;
+        let mut queue = std::collections::VecDeque::from([START]);
+        while let Some(at) = queue.pop_front() {
+            let (q, s) = if at == START { (p, slot) } else { filled[at] };
+            let leaving = self.slots[q][s];
+            for (x, holds) in by_filler.iter().enumerate() {
+                if Some(x) == leaving || !self.eligible(q, x, leaving) {
+                    continue;
+                }
+                if self.surplus(x) < 0 {
+                    self.shift(p, slot, filled, &parent, at, x);
+                    return true;
+                }
+                for &next in holds {
+                    let (nq, _) = filled[next];
+                    if !seen_partitions[nq] {
+                        seen_partitions[nq] = true;
+                        parent[next] = Some((at, x));
+                        queue.push_back(next);
+                    }
                 }
             }
         }
+        false
+    }
+
+    /// Applies an augmenting path ending at path node `end`, which node `y`
+    /// (below target) takes.
+    fn shift(
+        &mut self,
+        p: usize,
+        slot: usize,
+        filled: &[(usize, usize)],
+        parent: &[Option<(usize, usize)>],
+        end: usize,
+        y: usize,
+    ) {
+        let mut taker = y;
+        let mut at = end;
+        while at != usize::MAX {
+            let (q, s) = filled[at];
+            let Some((before, mover)) = parent[at] else {
+                break;
+            };
+            self.clear(q, s);
+            self.put(q, s, taker);
+            taker = mover;
+            at = before;
+        }
+        self.put(p, slot, taker);
     }
 
     /// Moves replicas from nodes above target to nodes below, one at a time,
