@@ -1,5 +1,6 @@
 //! Stemma's rules, with no I/O: the ids, the object manifest, the chunker, bucket
-//! and key names, and the client wire protocol.
+//! and key names, the client wire protocol, membership, placement of partitions
+//! on nodes, the name table CRDT, replication planning and the lineage graph.
 //!
 //! This crate never touches a socket, a file, a clock or a thread. The node and the
 //! client drive it; a simulator can drive it too. Everything here is deterministic.
@@ -29,6 +30,9 @@ pub mod lineage;
 mod manifest;
 pub mod membership;
 mod name;
+pub mod names;
+pub mod placement;
+pub mod replication;
 pub mod sql;
 pub mod wire;
 

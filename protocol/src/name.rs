@@ -146,6 +146,14 @@ impl ObjectPath {
     }
 }
 
+/// Lets sorted maps of keys be searched by a `&str` prefix; the order is the
+/// same, since a key is its text.
+impl std::borrow::Borrow<str> for ObjectKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for BucketName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
