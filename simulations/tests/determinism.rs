@@ -36,6 +36,10 @@ fraction = 0.1
 every_s = { dist = "exponential", mean = 30 }
 duration_s = { dist = "uniform", min = 0, max = 4 }
 
+[lineage]
+edits_per_s = 0.5
+editors = 5
+
 [[event]]
 at = 50
 action = "partition"

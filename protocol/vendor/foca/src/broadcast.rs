@@ -107,6 +107,11 @@ impl Invalidates for &[u8] {
 /// See [`Broadcasts::fill`].
 const MAX_MISFITS: usize = 4;
 
+/// Items kept waiting to be sent (between this and twice as many). During a
+/// mass join every member would otherwise queue an update per newcomer: the
+/// cluster's size squared in memory, and as much work per message.
+const MAX_BACKLOG: usize = 1024;
+
 pub(crate) struct Broadcasts<V> {
     flip: alloc::collections::BinaryHeap<Entry<V>>,
     flop: alloc::collections::BinaryHeap<Entry<V>>,
@@ -139,6 +144,15 @@ where
             item,
             data,
         });
+        if self.flip.len() > 2 * MAX_BACKLOG {
+            // Keep the MAX_BACKLOG items sent the fewest times. The dropped
+            // ones were sent the most, and what did not reach someone is
+            // repaired by the periodic exchange of member lists.
+            let mut items = core::mem::take(&mut self.flip).into_sorted_vec();
+            let keep = items.split_off(items.len() - MAX_BACKLOG);
+            drop(items);
+            self.flip = keep.into();
+        }
     }
 
     pub(crate) fn fill(&mut self, mut buffer: impl BufMut, max_items: usize) -> usize {
@@ -260,6 +274,25 @@ impl<T> Ord for Entry<T> {
         self.remaining_tx
             .cmp(&other.remaining_tx)
             .then_with(|| self.data.len().cmp(&other.data.len()))
+    }
+}
+
+#[cfg(test)]
+mod backlog_tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_is_bounded_and_keeps_the_least_sent_items() {
+        let mut b: Broadcasts<&[u8]> = Broadcasts::new();
+        let keys: Vec<[u8; 2]> = (0..(3 * MAX_BACKLOG) as u16).map(u16::to_be_bytes).collect();
+        for (i, k) in keys.iter().enumerate() {
+            // Older items have fewer transmissions left.
+            b.add_or_replace(k.as_slice(), alloc::vec![0u8; 4], 1 + i / 16);
+            assert!(b.len() <= 2 * MAX_BACKLOG);
+        }
+        assert!(b.len() >= MAX_BACKLOG);
+        // The newest item (most transmissions left) is still there.
+        assert!(b.flip.iter().any(|e| e.remaining_tx == 1 + (3 * MAX_BACKLOG - 1) / 16));
     }
 }
 

@@ -14,6 +14,10 @@ use stemma_protocol::membership::{
     NodeMeta, Output,
 };
 
+mod lineage;
+
+use lineage::{LineageEvent, LineagePart};
+
 use crate::metrics::{Distribution, EventRow, Metrics, Sample, round6};
 use crate::network::{Drop, Micros, NO_SIDE, Network};
 use crate::queue::Queue;
@@ -100,38 +104,34 @@ impl Node {
 /// Something scheduled.
 #[derive(Debug)]
 enum Event {
-    Deliver {
-        to: u32,
-        from: u32,
-        data: Vec<u8>,
-    },
+    /// A membership message arrives.
+    Deliver { to: u32, from: u32, data: Vec<u8> },
+    /// A membership timer of process `process` of `node` fires.
     Timer {
         node: u32,
         process: u32,
         timer: MembershipTimer,
     },
-    Start {
-        node: u32,
-    },
-    RetryJoin {
-        node: u32,
-        process: u32,
-    },
-    Resume {
-        node: u32,
-        process: u32,
-    },
-    Restart {
-        node: u32,
-        fresh: bool,
-    },
+    /// A node starts for the first time.
+    Start { node: u32 },
+    /// A node alone joins again.
+    RetryJoin { node: u32, process: u32 },
+    /// A stalled node goes on.
+    Resume { node: u32, process: u32 },
+    /// A departed node comes back.
+    Restart { node: u32, fresh: bool },
+    /// The scenario's timed event with this index.
     Scenario(usize),
+    /// A partition or cut ends.
     LiftRule(usize),
+    /// The next random departure.
     Churn,
-    Stall {
-        node: u32,
-    },
+    /// A node's next stall.
+    Stall { node: u32 },
+    /// A row of `timeseries.csv`.
     Sample,
+    /// Lineage edits and sync.
+    Lineage(LineageEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +201,7 @@ pub struct World {
     metrics: Metrics,
     samples: Vec<Sample>,
     rows: Vec<EventRow>,
+    lineage: Option<LineagePart>,
 }
 
 /// What a finished run produced.
@@ -266,9 +267,11 @@ impl World {
             metrics: Metrics::default(),
             samples: Vec::new(),
             rows: Vec::new(),
+            lineage: scenario.lineage.clone().map(|w| LineagePart::new(w, seed)),
             scenario,
         };
         world.schedule_scenario();
+        world.lineage_schedule();
         world
     }
 
@@ -365,7 +368,7 @@ impl World {
                 timer,
             } => self.fire(node, process, timer),
             Event::Start { node } => {
-                self.start(node);
+                self.start(node, true);
                 if node < self.scenario.nodes {
                     self.initial_started += 1;
                     if self.initial_started == self.scenario.nodes {
@@ -385,6 +388,7 @@ impl World {
             Event::Churn => self.churn(),
             Event::Stall { node } => self.stall(node),
             Event::Sample => self.sample(),
+            Event::Lineage(event) => self.lineage_event(event),
         }
     }
 
@@ -647,7 +651,8 @@ impl World {
         self.live = self.live.checked_add_signed(delta).expect("live count");
     }
 
-    fn start(&mut self, slot: u32) {
+    /// Starts the process in `slot`; `fresh`: with no stored state.
+    fn start(&mut self, slot: u32, fresh: bool) {
         let via = self.join_target(slot);
         let node = &mut self.nodes[slot as usize];
         node.process += 1;
@@ -692,6 +697,7 @@ impl World {
                 process,
             },
         );
+        self.lineage_start(slot, fresh);
         self.disrupted();
     }
 
@@ -741,6 +747,7 @@ impl World {
         node.inbox.clear();
         node.correct = false;
         self.set_live(-1);
+        self.lineage_depart(slot);
         // It no longer owes any verdict.
         let keys: Vec<_> = self.failures.keys().copied().collect();
         for key in keys {
@@ -807,7 +814,7 @@ impl World {
         }
         self.metrics.restarts += 1;
         self.row("restart", Some(slot), format!("fresh={fresh}"));
-        self.start(slot);
+        self.start(slot, fresh);
     }
 
     fn pause(&mut self, slot: u32, for_s: f64) {
@@ -1135,7 +1142,7 @@ impl World {
                 .filter(|f| f.kind == Departure::Crash)
                 .count() as u64,
             false_dead: self.metrics.false_dead,
-            lineage_pending: None,
+            lineage_pending: self.lineage.as_ref().map(LineagePart::pending),
         });
         self.queue.push(self.now + micros(interval), Event::Sample);
     }
@@ -1183,6 +1190,11 @@ impl World {
             m.converged_time_fraction =
                 round6(self.converged_samples as f64 / self.samples_after_convergence as f64);
         }
+        let mut lineage_delays = Vec::new();
+        if let Some((metrics, delays)) = self.lineage_metrics(live_node_seconds) {
+            self.metrics.lineage = Some(metrics);
+            lineage_delays = delays;
+        }
         Outcome {
             scenario: self.scenario,
             metrics: self.metrics,
@@ -1191,7 +1203,7 @@ impl World {
             observer_detections: self.observer_detections,
             first_detections: self.first_detections,
             all_detections: self.all_detections,
-            lineage_delays: Vec::new(),
+            lineage_delays,
         }
     }
 }
