@@ -96,6 +96,13 @@ pub trait Invalidates {
     /// keep `item` and discard `other` from its dissemination
     /// backlog.
     fn invalidates(&self, other: &Self) -> bool;
+
+    /// A hash shared by every item this one may invalidate, so that adding
+    /// an item whose group has nothing queued skips the scan of the backlog.
+    /// `None` (the default): compare with every queued item.
+    fn group(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl Invalidates for &[u8] {
@@ -112,9 +119,25 @@ const MAX_MISFITS: usize = 4;
 /// cluster's size squared in memory, and as much work per message.
 const MAX_BACKLOG: usize = 1024;
 
+/// Counters of queued items by group (a counting filter: two groups may
+/// share a counter, which only costs a needless scan).
+const GROUP_COUNTERS: usize = 4096;
+
 pub(crate) struct Broadcasts<V> {
     flip: alloc::collections::BinaryHeap<Entry<V>>,
     flop: alloc::collections::BinaryHeap<Entry<V>>,
+    /// Queued items per group counter; empty until an item has a group.
+    groups: Vec<u16>,
+}
+
+/// Adds `delta` to the counter of `item`'s group, if it has one.
+fn count_group<V: Invalidates>(groups: &mut Vec<u16>, item: &V, delta: i16) {
+    let Some(g) = item.group() else { return };
+    if groups.is_empty() {
+        groups.resize(GROUP_COUNTERS, 0);
+    }
+    let c = &mut groups[g as usize % GROUP_COUNTERS];
+    *c = c.saturating_add_signed(delta);
 }
 
 impl<T> Broadcasts<T>
@@ -125,6 +148,7 @@ where
         Self {
             flip: Default::default(),
             flop: Default::default(),
+            groups: Vec::new(),
         }
     }
 
@@ -138,7 +162,21 @@ where
 
     pub(crate) fn add_or_replace(&mut self, item: T, data: Vec<u8>, max_tx: usize) {
         debug_assert!(max_tx > 0);
-        self.flip.retain(|node| !item.invalidates(&node.item));
+        let queued_in_group = match item.group() {
+            Some(g) => self.groups.get(g as usize % GROUP_COUNTERS).is_some_and(|c| *c > 0),
+            None => true,
+        };
+        if queued_in_group {
+            let groups = &mut self.groups;
+            self.flip.retain(|node| {
+                let invalidated = item.invalidates(&node.item);
+                if invalidated {
+                    count_group(groups, &node.item, -1);
+                }
+                !invalidated
+            });
+        }
+        count_group(&mut self.groups, &item, 1);
         self.flip.push(Entry {
             remaining_tx: max_tx,
             item,
@@ -150,7 +188,9 @@ where
             // repaired by the periodic exchange of member lists.
             let mut items = core::mem::take(&mut self.flip).into_sorted_vec();
             let keep = items.split_off(items.len() - MAX_BACKLOG);
-            drop(items);
+            for dropped in &items {
+                count_group(&mut self.groups, &dropped.item, -1);
+            }
             self.flip = keep.into();
         }
     }
@@ -186,6 +226,8 @@ where
 
             if node.remaining_tx > 0 {
                 self.flop.push(node);
+            } else {
+                count_group(&mut self.groups, &node.item, -1);
             }
             if misfits >= MAX_MISFITS {
                 break;
@@ -234,6 +276,8 @@ where
 
             if node.remaining_tx > 0 {
                 self.flop.push(node);
+            } else {
+                count_group(&mut self.groups, &node.item, -1);
             }
             if misfits >= MAX_MISFITS {
                 break;
@@ -280,6 +324,41 @@ impl<T> Ord for Entry<T> {
 #[cfg(test)]
 mod backlog_tests {
     use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct Keyed(u32);
+
+    impl Invalidates for Keyed {
+        fn invalidates(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+
+        fn group(&self) -> Option<u64> {
+            Some(u64::from(self.0))
+        }
+    }
+
+    #[test]
+    fn grouped_items_replace_their_own_and_only_theirs() {
+        let mut b: Broadcasts<Keyed> = Broadcasts::new();
+        b.add_or_replace(Keyed(1), alloc::vec![1], 3);
+        b.add_or_replace(Keyed(2), alloc::vec![2], 3);
+        // 4097 shares a counter with 1 but is not invalidated by it.
+        b.add_or_replace(Keyed(4097), alloc::vec![3], 3);
+        b.add_or_replace(Keyed(1), alloc::vec![4], 3);
+        assert_eq!(3, b.len());
+        let mut ones: Vec<_> = b.flip.iter().filter(|e| e.item == Keyed(1)).collect();
+        assert_eq!(1, ones.len());
+        assert_eq!(alloc::vec![4u8], ones.pop().unwrap().data);
+        // Sending each item out of its budget empties the counters too.
+        let mut buf = Vec::new();
+        for _ in 0..3 {
+            buf.clear();
+            b.fill(&mut buf, 10);
+        }
+        assert!(b.is_empty());
+        assert!(b.groups.iter().all(|c| *c == 0));
+    }
 
     #[test]
     fn the_backlog_is_bounded_and_keeps_the_least_sent_items() {

@@ -1690,11 +1690,15 @@ impl<T> BroadcastHandler<T> for NoCustomBroadcast {
 
 struct Addr<T>(T);
 
-impl<T: PartialEq> Invalidates for Addr<T> {
+impl<T: PartialEq + core::hash::Hash> Invalidates for Addr<T> {
     // State is managed externally (via Members), so invalidation
     // is a trivial replace-if-same-key
     fn invalidates(&self, other: &Self) -> bool {
         self.0 == other.0
+    }
+
+    fn group(&self) -> Option<u64> {
+        Some(crate::member::hash_of(&self.0))
     }
 }
 

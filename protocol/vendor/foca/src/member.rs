@@ -451,13 +451,7 @@ const EMPTY: u32 = u32::MAX;
 
 impl Index {
     fn home<A: core::hash::Hash>(&self, addr: &A) -> usize {
-        let mut h = FxHasher(0);
-        addr.hash(&mut h);
-        // SplitMix64's finaliser: spread every bit into the low ones we mask.
-        let mut z = h.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) as usize & self.mask
+        hash_of(addr) as usize & self.mask
     }
 
     /// (slot, position) of the member at `addr`.
@@ -541,6 +535,17 @@ impl Index {
             self.len += 1;
         }
     }
+}
+
+/// A fast hash of `value`, every bit mixed into the low ones.
+pub(crate) fn hash_of<A: core::hash::Hash + ?Sized>(value: &A) -> u64 {
+    let mut h = FxHasher(0);
+    value.hash(&mut h);
+    // SplitMix64's finaliser.
+    let mut z = h.0;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The Fx hash (rustc's): fast, and good enough once finalised.
