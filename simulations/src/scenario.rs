@@ -110,6 +110,17 @@ pub enum Preset {
     Wan,
 }
 
+/// How the initial nodes come together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartMode {
+    /// They join one by one over the join window.
+    #[default]
+    Join,
+    /// They start at once, each knowing all the others.
+    Settled,
+}
+
 /// SWIM settings: a preset, then overrides of its fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +136,12 @@ pub struct MembershipSettings {
     /// first).
     #[serde(default = "default_join_window")]
     pub join_window: f64,
+    /// `"join"`: the initial nodes join one by one over `join_window`, as a
+    /// new cluster does. `"settled"`: they all start at 0 s already knowing
+    /// each other, as after a join long ago (their timers at random phases),
+    /// which skips the join storm when only the steady state matters.
+    #[serde(default)]
+    pub start: StartMode,
     /// Nodes join through one of the first `seeds` nodes (as `--join` lists a
     /// few well-known nodes), or through any running node when none of those
     /// runs.
@@ -164,6 +181,7 @@ impl Default for MembershipSettings {
             preset: Preset::Lan,
             expected_members: None,
             join_window: default_join_window(),
+            start: StartMode::Join,
             seeds: 1,
             metadata: false,
             probe_period_ms: None,

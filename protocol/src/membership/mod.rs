@@ -346,6 +346,20 @@ impl Membership {
         self.after_input();
     }
 
+    /// Records `members` as alive without telling anyone, as a full member
+    /// list from a peer would. For a simulation that starts from a settled
+    /// cluster; a node learns its members by joining.
+    pub fn learn_members(&mut self, members: impl IntoIterator<Item = MemberId>) {
+        let me = self.me();
+        let updates = members
+            .into_iter()
+            .filter(|id| id.node != me.node)
+            .map(|id| foca::Member::new(id, 0, State::Alive));
+        // Only an update about ourselves can fail, and those are filtered out.
+        let _ = self.swim.apply_many(updates, false, &mut self.io);
+        self.after_input();
+    }
+
     /// Handles a message received from the network at time `now`.
     pub fn handle_data(&mut self, sealed: &[u8], now: Duration) -> Result<(), MembershipError> {
         let (sender, payload) = match self.io.key.open(sealed) {

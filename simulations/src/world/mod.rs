@@ -22,7 +22,7 @@ use crate::metrics::{Distribution, EventRow, Metrics, Sample, round6};
 use crate::network::{Drop, Micros, NO_SIDE, Network};
 use crate::queue::Queue;
 use crate::rng::{Rng, derive};
-use crate::scenario::{Action, Scenario, TimedEvent};
+use crate::scenario::{Action, Scenario, StartMode, TimedEvent};
 
 /// How often a node that knows no other member joins again, as `stemma node
 /// run` does.
@@ -202,6 +202,8 @@ pub struct World {
     samples: Vec<Sample>,
     rows: Vec<EventRow>,
     lineage: Option<LineagePart>,
+    /// While non-zero, timers set are delayed by a random part of it.
+    timer_jitter: Micros,
 }
 
 /// What a finished run produced.
@@ -268,6 +270,7 @@ impl World {
             samples: Vec::new(),
             rows: Vec::new(),
             lineage: scenario.lineage.clone().map(|w| LineagePart::new(w, seed)),
+            timer_jitter: 0,
             scenario,
         };
         world.schedule_scenario();
@@ -283,9 +286,10 @@ impl World {
         let s = &self.scenario;
         let window = micros(s.membership.join_window);
         let mut starts = Vec::with_capacity(n as usize);
+        let settled = s.membership.start == StartMode::Settled;
         for i in 0..n {
             // Node 0 first; the others spread evenly over the join window.
-            let at = if n <= 1 {
+            let at = if n <= 1 || settled {
                 0
             } else {
                 window * u64::from(i) / u64::from(n - 1)
@@ -368,14 +372,13 @@ impl World {
                 timer,
             } => self.fire(node, process, timer),
             Event::Start { node } => {
-                self.start(node, true);
                 if node < self.scenario.nodes {
                     self.initial_started += 1;
                     if self.initial_started == self.scenario.nodes {
                         self.last_initial_start = Some(self.now);
-                        self.disrupted_at = self.now;
                     }
                 }
+                self.start(node, true);
             }
             Event::RetryJoin { node, process } => self.retry_join(node, process),
             Event::Resume { node, process } => self.resume(node, process),
@@ -457,7 +460,10 @@ impl World {
             match output {
                 Output::Send { to, data } => self.send(slot, &to, data),
                 Output::Timer { timer, after } => {
-                    let at = self.now + after.as_micros() as Micros;
+                    let mut at = self.now + after.as_micros() as Micros;
+                    if self.timer_jitter > 0 {
+                        at += self.rng.below(self.timer_jitter);
+                    }
                     self.queue.push(
                         at,
                         Event::Timer {
@@ -674,7 +680,19 @@ impl World {
             (u64::from(slot) << 32) | u64::from(node.process),
         );
         let mut swim = Membership::new(me, meta, self.config.clone(), self.key.clone(), seed);
-        if let Some(via) = via {
+        let settled = self.scenario.membership.start == StartMode::Settled
+            && self.now == 0
+            && slot < self.scenario.nodes;
+        if settled {
+            // As after a join long ago: everyone known, timers at random phases.
+            let n = self.scenario.nodes;
+            swim.learn_members((0..n).map(|i| MemberId {
+                node: node_id(i, 0),
+                generation: 0,
+                addr: None,
+            }));
+            self.timer_jitter = self.config.swim.probe_period.as_micros() as Micros;
+        } else if let Some(via) = via {
             swim.join(via);
         }
         let process = node.process;
@@ -690,6 +708,7 @@ impl World {
             ),
         );
         self.after_input(slot, None);
+        self.timer_jitter = 0;
         self.queue.push(
             self.now + JOIN_RETRY,
             Event::RetryJoin {

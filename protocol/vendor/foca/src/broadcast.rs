@@ -117,11 +117,11 @@ const MAX_MISFITS: usize = 4;
 /// Items kept waiting to be sent (between this and twice as many). During a
 /// mass join every member would otherwise queue an update per newcomer: the
 /// cluster's size squared in memory, and as much work per message.
-const MAX_BACKLOG: usize = 1024;
+const MAX_BACKLOG: usize = 512;
 
 /// Counters of queued items by group (a counting filter: two groups may
 /// share a counter, which only costs a needless scan).
-const GROUP_COUNTERS: usize = 4096;
+const GROUP_COUNTERS: usize = 8192;
 
 pub(crate) struct Broadcasts<V> {
     flip: alloc::collections::BinaryHeap<Entry<V>>,
@@ -343,8 +343,8 @@ mod backlog_tests {
         let mut b: Broadcasts<Keyed> = Broadcasts::new();
         b.add_or_replace(Keyed(1), alloc::vec![1], 3);
         b.add_or_replace(Keyed(2), alloc::vec![2], 3);
-        // 4097 shares a counter with 1 but is not invalidated by it.
-        b.add_or_replace(Keyed(4097), alloc::vec![3], 3);
+        // 8193 shares a counter with 1 but is not invalidated by it.
+        b.add_or_replace(Keyed(8193), alloc::vec![3], 3);
         b.add_or_replace(Keyed(1), alloc::vec![4], 3);
         assert_eq!(3, b.len());
         let mut ones: Vec<_> = b.flip.iter().filter(|e| e.item == Keyed(1)).collect();
