@@ -131,6 +131,44 @@ pub struct Metrics {
     /// Lineage figures, when the scenario has a lineage workload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lineage: Option<LineageMetrics>,
+    /// Replication figures, when the scenario places data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationMetrics>,
+}
+
+/// Replication and repair figures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplicationMetrics {
+    /// Partitions.
+    pub partitions: u32,
+    /// Copies wanted of each.
+    pub rf: u8,
+    /// Layouts computed after the first.
+    pub layout_changes: u64,
+    /// Partition copies made.
+    pub transfers: u64,
+    /// Bytes copied by repairs and moves.
+    pub repair_bytes: u64,
+    /// The same per live node per second.
+    pub repair_bytes_per_node_s: f64,
+    /// Each time every partition had RF live copies again: seconds since the
+    /// first partition fell short.
+    pub restore_s: Distribution,
+    /// Whether some partition still had fewer than RF live copies at the end.
+    pub still_degraded_at_end: bool,
+    /// The most partitions short of copies at once.
+    pub max_under_replicated: u64,
+    /// Σ over samples of partitions short of copies × the interval.
+    pub under_replicated_partition_seconds: f64,
+    /// Σ over samples of partitions with no live copy × the interval.
+    pub unavailable_partition_seconds: f64,
+    /// Partitions short of copies at the end.
+    pub under_replicated_at_end: u64,
+    /// Partitions with no live copy at the end.
+    pub unavailable_at_end: u64,
+    /// Partitions no node holds any more (not even a crashed one that kept its
+    /// data): lost.
+    pub lost_partitions: u64,
 }
 
 /// Lineage replication figures.
@@ -194,16 +232,20 @@ pub struct Sample {
     pub false_dead: u64,
     /// Lineage edits not yet everywhere (when simulated).
     pub lineage_pending: Option<u64>,
+    /// Partitions with fewer than RF live copies (when simulated).
+    pub under_replicated: Option<u64>,
+    /// Partitions with no live copy (when simulated).
+    pub unavailable: Option<u64>,
 }
 
 impl Sample {
     /// The CSV header.
-    pub const HEADER: &'static str = "t_s,live,converged_fraction,messages_per_node_s,bytes_per_node_s,max_messages_per_node_s,lost,partitioned,suspicions,open_failures,false_dead,lineage_pending";
+    pub const HEADER: &'static str = "t_s,live,converged_fraction,messages_per_node_s,bytes_per_node_s,max_messages_per_node_s,lost,partitioned,suspicions,open_failures,false_dead,lineage_pending,under_replicated,unavailable";
 
     /// The CSV row.
     pub fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             round6(self.t),
             self.live,
             round6(self.converged_fraction),
@@ -215,11 +257,15 @@ impl Sample {
             self.suspicions,
             self.open_failures,
             self.false_dead,
-            self.lineage_pending
-                .map(|x| x.to_string())
-                .unwrap_or_default()
+            opt(self.lineage_pending),
+            opt(self.under_replicated),
+            opt(self.unavailable)
         )
     }
+}
+
+fn opt(x: Option<u64>) -> String {
+    x.map(|x| x.to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

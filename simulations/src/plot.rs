@@ -163,6 +163,23 @@ pub fn run_plots(outcome: &Outcome, dir: &Path) -> std::io::Result<()> {
             ),
         ],
     )?;
+    if outcome.metrics.replication.is_some() {
+        line_chart(
+            &dir.join("replication.svg"),
+            &format!("{name}: partitions short of copies"),
+            ("virtual time (s)", "partitions"),
+            &[
+                Series::new(
+                    "under-replicated",
+                    over_time(&|x| x.under_replicated.unwrap_or(0) as f64),
+                ),
+                Series::new(
+                    "unavailable",
+                    over_time(&|x| x.unavailable.unwrap_or(0) as f64),
+                ),
+            ],
+        )?;
+    }
     if outcome.metrics.lineage.is_some() {
         line_chart(
             &dir.join("lineage_cdf.svg"),

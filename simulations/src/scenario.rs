@@ -81,6 +81,9 @@ pub struct Scenario {
     /// Lineage edits and sync between the nodes.
     #[serde(default)]
     pub lineage: Option<LineageWorkload>,
+    /// Data placed on the ring and repaired when nodes go.
+    #[serde(default)]
+    pub replication: Option<ReplicationSettings>,
     /// Things that happen at given times.
     #[serde(default, rename = "event")]
     pub events: Vec<TimedEvent>,
@@ -343,6 +346,39 @@ const fn default_fanout() -> u32 {
     3
 }
 
+/// Replicated data: its placement and repair, planned by the protocol.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationSettings {
+    /// Partitions (a power of two).
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Copies of each partition.
+    #[serde(default = "default_rf")]
+    pub rf: u8,
+    /// Bytes stored in the cluster (before replication), spread evenly over
+    /// the partitions; not materialised.
+    #[serde(default = "default_data_bytes")]
+    pub data_bytes: f64,
+    /// Each node's repair bandwidth in bytes per second, sending and
+    /// receiving (one copy at a time each way).
+    #[serde(default = "default_repair_rate")]
+    pub repair_bytes_per_s: f64,
+}
+
+const fn default_partitions() -> u32 {
+    256
+}
+const fn default_rf() -> u8 {
+    3
+}
+const fn default_data_bytes() -> f64 {
+    1e12
+}
+const fn default_repair_rate() -> f64 {
+    1e8
+}
+
 /// What a timed event does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -531,6 +567,12 @@ impl Scenario {
             if l.push_fanout == 0 {
                 return Err("lineage.push_fanout = 0: push to at least one peer".into());
             }
+        }
+        if let Some(r) = &self.replication {
+            stemma_protocol::placement::PlacementConfig::new(r.partitions, r.rf)
+                .map_err(|e| format!("replication: {e}"))?;
+            positive("replication.data_bytes", r.data_bytes)?;
+            positive("replication.repair_bytes_per_s", r.repair_bytes_per_s)?;
         }
         for (i, e) in self.events.iter().enumerate() {
             e.check(self.zones)

@@ -15,8 +15,10 @@ use stemma_protocol::membership::{
 };
 
 mod lineage;
+mod replication;
 
 use lineage::{LineageEvent, LineagePart};
+use replication::{Copied, ReplicationPart};
 
 use crate::metrics::{Distribution, EventRow, Metrics, Sample, round6};
 use crate::network::{Drop, Micros, NO_SIDE, Network};
@@ -132,6 +134,8 @@ enum Event {
     Sample,
     /// Lineage edits and sync.
     Lineage(LineageEvent),
+    /// A partition copy finished.
+    Copied(Copied),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +208,7 @@ pub struct World {
     lineage: Option<LineagePart>,
     /// While non-zero, timers set are delayed by a random part of it.
     timer_jitter: Micros,
+    replication: Option<ReplicationPart>,
 }
 
 /// What a finished run produced.
@@ -271,9 +276,13 @@ impl World {
             rows: Vec::new(),
             lineage: scenario.lineage.clone().map(|w| LineagePart::new(w, seed)),
             timer_jitter: 0,
+            replication: None,
             scenario,
         };
         world.schedule_scenario();
+        if let Some(settings) = world.scenario.replication.clone() {
+            world.replication = Some(World::replication_init(&settings, &world));
+        }
         world.lineage_schedule();
         world
     }
@@ -392,6 +401,7 @@ impl World {
             Event::Stall { node } => self.stall(node),
             Event::Sample => self.sample(),
             Event::Lineage(event) => self.lineage_event(event),
+            Event::Copied(copied) => self.replication_copied(copied),
         }
     }
 
@@ -647,6 +657,10 @@ impl World {
                 self.row("left_all", Some(key.0), format!("after_s={}", round6(took)));
             }
         }
+        // Everyone agrees it is gone: its data must live elsewhere.
+        if !failure.replaced {
+            self.replication_gone(node_id(key.0, key.1));
+        }
     }
 
     // ----- lives -----
@@ -717,6 +731,7 @@ impl World {
             },
         );
         self.lineage_start(slot, fresh);
+        self.replication_started(slot, fresh);
         self.disrupted();
     }
 
@@ -767,6 +782,7 @@ impl World {
         node.correct = false;
         self.set_live(-1);
         self.lineage_depart(slot);
+        self.replication_live_changed();
         // It no longer owes any verdict.
         let keys: Vec<_> = self.failures.keys().copied().collect();
         for key in keys {
@@ -1145,6 +1161,7 @@ impl World {
             self.converged_samples += u64::from(self.converged);
         }
         let interval_counts = std::mem::take(&mut self.interval);
+        let replication = self.replication_sample(interval);
         self.samples.push(Sample {
             t: seconds(self.now),
             live: self.live,
@@ -1162,6 +1179,8 @@ impl World {
                 .count() as u64,
             false_dead: self.metrics.false_dead,
             lineage_pending: self.lineage.as_ref().map(LineagePart::pending),
+            under_replicated: replication.map(|r| r.0),
+            unavailable: replication.map(|r| r.1),
         });
         self.queue.push(self.now + micros(interval), Event::Sample);
     }
@@ -1209,6 +1228,7 @@ impl World {
             m.converged_time_fraction =
                 round6(self.converged_samples as f64 / self.samples_after_convergence as f64);
         }
+        self.metrics.replication = self.replication_metrics(live_node_seconds);
         let mut lineage_delays = Vec::new();
         if let Some((metrics, delays)) = self.lineage_metrics(live_node_seconds) {
             self.metrics.lineage = Some(metrics);

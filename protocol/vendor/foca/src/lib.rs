@@ -396,6 +396,8 @@ where
         do_broadcast: bool,
         mut runtime: impl Runtime<T>,
     ) -> Result<()> {
+        // A whole member list at once: grow the list once, to its size.
+        self.members.reserve(updates.size_hint().0);
         for update in updates {
             if update.id() == &self.identity {
                 self.handle_self_update(update.incarnation(), update.state(), &mut runtime)?;

@@ -172,6 +172,15 @@ where
         members
     }
 
+    /// Room for `more` members without growing the list (or the index) again.
+    pub(crate) fn reserve(&mut self, more: usize) {
+        self.inner.reserve(more);
+        let wanted = Index::capacity_for(self.inner.len() + more);
+        if wanted > self.index.slots.len() {
+            self.index.rebuild_with(&self.inner, wanted);
+        }
+    }
+
     fn reindex(&mut self) {
         self.index.rebuild(&self.inner);
     }
@@ -481,9 +490,14 @@ impl Index {
         i
     }
 
+    /// Slots for `members`, at most three quarters full.
+    fn capacity_for(members: usize) -> usize {
+        ((members + 1) * 4 / 3 + 1).next_power_of_two().max(16)
+    }
+
     fn insert<T: crate::Identity>(&mut self, inner: &[Member<T>], pos: usize) {
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.rebuild(&inner[..pos]);
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.rebuild_with(&inner[..pos], Self::capacity_for(pos + 1) * 2);
         }
         let mut i = self.home(&inner[pos].id.addr());
         while self.slots[i] != EMPTY {
@@ -519,9 +533,13 @@ impl Index {
         self.len -= 1;
     }
 
-    /// Indexes `inner` from scratch, with room to grow.
+    /// Indexes `inner` from scratch.
     fn rebuild<T: crate::Identity>(&mut self, inner: &[Member<T>]) {
-        let capacity = ((inner.len() + 1) * 2).next_power_of_two().max(16);
+        self.rebuild_with(inner, Self::capacity_for(inner.len()));
+    }
+
+    /// Indexes `inner` from scratch into `capacity` slots (a power of two).
+    fn rebuild_with<T: crate::Identity>(&mut self, inner: &[Member<T>], capacity: usize) {
         self.slots.clear();
         self.slots.resize(capacity, EMPTY);
         self.mask = capacity - 1;
