@@ -307,7 +307,10 @@ mod tests {
         c.validate().unwrap();
         for (text, field) in [
             ("partitions = 100", "partitions"),
-            ("replication_factor = 0\nwrite_quorum = 0", "replication_factor"),
+            (
+                "replication_factor = 0\nwrite_quorum = 0",
+                "replication_factor",
+            ),
             ("write_quorum = 4", "write_quorum"),
             ("write_quorum = 0", "write_quorum"),
         ] {

@@ -22,9 +22,9 @@ use crate::lineage::provenance::Recorder;
 use crate::metrics::Metrics;
 use crate::p2p::{P2p, P2pEvent, P2pSettings};
 use crate::replication::Replication;
-use stemma_protocol::placement::NodeSpec;
 use crate::server::{self, MAX_IN_FLIGHT, Shared};
 use crate::store::Store;
+use stemma_protocol::placement::NodeSpec;
 
 /// The file a ready node writes in its data dir (mode 0600: it holds the token).
 pub const NODE_FILE: &str = "node.json";

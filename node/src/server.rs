@@ -6,15 +6,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use stemma_client::transport::{self, StreamError, read_frame, write_frame};
+use stemma_protocol::names::NameValue;
+use stemma_protocol::replication::NameRegister;
 use stemma_protocol::wire::{
     self, GetFrame, Hello, HelloReply, ListEntry, MAX_LIST_PAGE, MemberRow, ObjectInfo,
     PROTOCOL_VERSION, PutFrame, Request, Response, WireError, close_code,
 };
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-use stemma_protocol::names::NameValue;
-use stemma_protocol::replication::NameRegister;
 use stemma_protocol::{
     BucketName, ChunkId, ChunkSize, Chunker, Manifest, ManifestBuilder, NameError, ObjectKey,
 };
@@ -714,7 +714,13 @@ async fn put_replicated(
     replication.put_manifest(&snap, &manifest).await?;
     let object_id = manifest.object_id();
     let register = replication
-        .put_name(&snap, &bucket, &key, NameValue::Object(object_id), manifest.size)
+        .put_name(
+            &snap,
+            &bucket,
+            &key,
+            NameValue::Object(object_id),
+            manifest.size,
+        )
         .await?;
     tracing::debug!(%bucket, %key, object = %object_id.short(), size = manifest.size, "stored on the owners");
     shared

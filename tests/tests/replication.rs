@@ -65,7 +65,10 @@ async fn cluster(n: usize, extra: &[&str]) -> anyhow::Result<Vec<TestNode>> {
 }
 
 fn status(node: &TestNode) -> anyhow::Result<serde_json::Value> {
-    Ok(serde_json::from_str(&http_get(node.info.http_addr, "/status")?)?)
+    Ok(serde_json::from_str(&http_get(
+        node.info.http_addr,
+        "/status",
+    )?)?)
 }
 
 fn layout_nodes(node: &TestNode) -> anyhow::Result<usize> {
@@ -74,14 +77,16 @@ fn layout_nodes(node: &TestNode) -> anyhow::Result<usize> {
 
 /// The chunk ids a node reports, and those it finds corrupt.
 fn chunks_of(node: &TestNode) -> anyhow::Result<(BTreeSet<String>, BTreeSet<String>)> {
-    let body: serde_json::Value = serde_json::from_str(&http_get(
-        node.info.http_addr,
-        "/debug/chunks?verify=true",
-    )?)?;
+    let body: serde_json::Value =
+        serde_json::from_str(&http_get(node.info.http_addr, "/debug/chunks?verify=true")?)?;
     let set = |field: &str| {
         body[field]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     Ok((set("chunks"), set("corrupt")))
@@ -115,7 +120,12 @@ fn random_bytes(rng: &mut rand::rngs::StdRng, len: usize) -> Vec<u8> {
 async fn put(node: &TestNode, path: &str, data: &[u8]) -> anyhow::Result<()> {
     let client = node.client().await?;
     client
-        .put(&ObjectPath::parse(path)?, data, PutOptions::default(), |_| {})
+        .put(
+            &ObjectPath::parse(path)?,
+            data,
+            PutOptions::default(),
+            |_| {},
+        )
         .await?;
     client.close().await;
     Ok(())
@@ -249,18 +259,25 @@ async fn a_corrupt_replica_is_never_served_and_a_read_repairs_it() -> anyhow::Re
     let outsider = (0..5).find(|i| !first.contains(i)).expect("a non-holder");
     assert!(get(&nodes[outsider], "scrub/target").await? == data);
     for &i in &bad {
-        assert!(get(&nodes[i], "scrub/target").await? == data, "via node {i}");
+        assert!(
+            get(&nodes[i], "scrub/target").await? == data,
+            "via node {i}"
+        );
     }
 
     // Both bad replicas were repaired by the reads.
-    wait_for("the bad replicas are repaired", Duration::from_secs(10), || async {
-        for &i in &bad {
-            if !chunks_of(&nodes[i])?.1.is_empty() {
-                return Ok(false);
+    wait_for(
+        "the bad replicas are repaired",
+        Duration::from_secs(10),
+        || async {
+            for &i in &bad {
+                if !chunks_of(&nodes[i])?.1.is_empty() {
+                    return Ok(false);
+                }
             }
-        }
-        Ok(true)
-    })
+            Ok(true)
+        },
+    )
     .await?;
     let mut repairs = 0.0;
     let mut misses = 0.0;

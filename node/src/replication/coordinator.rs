@@ -45,13 +45,14 @@ impl Replication {
         request: impl Fn() -> ReplicaRequest,
     ) -> Result<u64, ReplicationError> {
         let needed = effective_quorum(self.write_quorum, owners.len());
-        let mut quorum =
-            WriteQuorum::new(owners.iter().copied(), needed).map_err(|e| ReplicationError::Quorum {
+        let mut quorum = WriteQuorum::new(owners.iter().copied(), needed).map_err(|e| {
+            ReplicationError::Quorum {
                 what: what.clone(),
                 acked: 0,
                 needed,
                 why: e.to_string(),
-            })?;
+            }
+        })?;
         let (tx, mut rx) = mpsc::unbounded_channel();
         for &owner in owners {
             let (this, tx, request) = (self.clone(), tx.clone(), request());
@@ -105,9 +106,11 @@ impl Replication {
     ) -> Result<u64, ReplicationError> {
         let partition = snap.layout.partitions().of_chunk(&id);
         let owners = snap.layout.replicas(partition).to_vec();
-        self.replicate(format!("chunk {id}"), &owners, || ReplicaRequest::PutChunk {
-            id,
-            data: data.as_ref().clone(),
+        self.replicate(format!("chunk {id}"), &owners, || {
+            ReplicaRequest::PutChunk {
+                id,
+                data: data.as_ref().clone(),
+            }
         })
         .await
     }
@@ -213,11 +216,15 @@ impl Replication {
             .map(|(node, _)| *node)
             .collect();
         if !stale.is_empty() {
-            self.repair(stale, format!("name {bucket}/{key}"), ReplicaRequest::PutName {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                register: winner,
-            });
+            self.repair(
+                stale,
+                format!("name {bucket}/{key}"),
+                ReplicaRequest::PutName {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    register: winner,
+                },
+            );
         }
         Ok(Some(winner))
     }
@@ -352,25 +359,23 @@ impl Replication {
     ) -> Result<Vec<u8>, ReplicationError> {
         let partition = snap.layout.partitions().of_chunk(&id);
         self.read_item(
-                snap,
-                partition,
-                Some(id),
-                format!("chunk {id}"),
-                ReplicaRequest::GetChunk { id },
-                |answer| match answer {
-                    ReplicaResponse::Chunk(data) if id.matches(&data) => Ok(data),
-                    ReplicaResponse::Chunk(_) | ReplicaResponse::Corrupt => {
-                        Err(ReadOutcome::Corrupt)
-                    }
-                    ReplicaResponse::Missing => Err(ReadOutcome::Missing),
-                    _ => Err(ReadOutcome::Unreachable),
-                },
-                |data| ReplicaRequest::PutChunk {
-                    id,
-                    data: data.clone(),
-                },
-            )
-            .await
+            snap,
+            partition,
+            Some(id),
+            format!("chunk {id}"),
+            ReplicaRequest::GetChunk { id },
+            |answer| match answer {
+                ReplicaResponse::Chunk(data) if id.matches(&data) => Ok(data),
+                ReplicaResponse::Chunk(_) | ReplicaResponse::Corrupt => Err(ReadOutcome::Corrupt),
+                ReplicaResponse::Missing => Err(ReadOutcome::Missing),
+                _ => Err(ReadOutcome::Unreachable),
+            },
+            |data| ReplicaRequest::PutChunk {
+                id,
+                data: data.clone(),
+            },
+        )
+        .await
     }
 
     /// Sends `request` to `targets` in the background: read repair.

@@ -82,13 +82,14 @@ pub async fn call(
 ) -> Result<ReplicaResponse, CallError> {
     let mut control = control.clone();
     let exchange = async {
-        let mut stream = control
-            .open_stream(peer, PROTOCOL)
-            .await
-            .map_err(|e| CallError::Open {
-                peer,
-                message: e.to_string(),
-            })?;
+        let mut stream =
+            control
+                .open_stream(peer, PROTOCOL)
+                .await
+                .map_err(|e| CallError::Open {
+                    peer,
+                    message: e.to_string(),
+                })?;
         let io = |source| CallError::Io { peer, source };
         write_message(&mut stream, request).await.map_err(io)?;
         let response = read_message(&mut stream).await.map_err(io)?;
@@ -117,11 +118,7 @@ mod tests {
     #[tokio::test]
     async fn garbage_is_an_error_and_a_message_round_trips() {
         let mut bytes: &[u8] = &[3, 0, 0, 0, 0xff, 0xff, 0xff];
-        assert!(
-            read_message::<_, ReplicaRequest>(&mut bytes)
-                .await
-                .is_err()
-        );
+        assert!(read_message::<_, ReplicaRequest>(&mut bytes).await.is_err());
         let mut buf = futures::io::Cursor::new(Vec::new());
         let msg = ReplicaResponse::Stored { new_bytes: 7 };
         write_message(&mut buf, &msg).await.unwrap();

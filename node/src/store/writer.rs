@@ -208,7 +208,11 @@ impl Writer {
     /// Stores chunk `id` as a replica, durably, and marks it held (never freed
     /// as an orphan). The caller has checked `data` against `id`; a stored
     /// copy that no longer matches is replaced.
-    pub async fn replica_chunk(&self, id: ChunkId, data: Vec<u8>) -> Result<ChunkWrite, StoreError> {
+    pub async fn replica_chunk(
+        &self,
+        id: ChunkId,
+        data: Vec<u8>,
+    ) -> Result<ChunkWrite, StoreError> {
         debug_assert!(id.matches(&data));
         let (reply, rx) = oneshot::channel();
         self.send(Op::ReplicaChunk { id, data, reply }, rx).await

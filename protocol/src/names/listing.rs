@@ -103,7 +103,11 @@ mod tests {
 
     #[test]
     fn the_newest_register_wins_and_tombstones_hide_older_writes() {
-        let a = vec![("a", put(1, 1), ()), ("b", put(5, 2), ()), ("c", put(1, 3), ())];
+        let a = vec![
+            ("a", put(1, 1), ()),
+            ("b", put(5, 2), ()),
+            ("c", put(1, 3), ()),
+        ];
         let b = vec![("a", put(2, 9), ()), ("b", del(3), ()), ("c", del(4), ())];
         let (live, next) = merge_register_pages([(a.clone(), false), (b.clone(), false)], 10);
         assert_eq!(live, vec![("a", put(2, 9), ()), ("b", put(5, 2), ())]);

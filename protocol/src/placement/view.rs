@@ -57,8 +57,13 @@ impl View {
     /// and capacity. Suspect, dead and departed members are left out, and so
     /// is a member whose metadata has not arrived yet (its zone is unknown).
     /// A member listed twice counts once, with its last description.
-    pub fn from_members<'a>(me: NodeSpec, members: impl IntoIterator<Item = &'a MemberInfo>) -> Self {
-        let mut view = Self { nodes: vec![me.clone()] };
+    pub fn from_members<'a>(
+        me: NodeSpec,
+        members: impl IntoIterator<Item = &'a MemberInfo>,
+    ) -> Self {
+        let mut view = Self {
+            nodes: vec![me.clone()],
+        };
         for member in members {
             if member.id.node == me.id || member.state != MemberState::Alive {
                 continue;
@@ -151,7 +156,14 @@ mod tests {
         ];
         let view = View::from_members(me.clone(), &members);
         let ids: Vec<NodeId> = view.nodes().iter().map(|n| n.id).collect();
-        assert_eq!(ids, [NodeId::synthetic(1), NodeId::synthetic(2), NodeId::synthetic(6)]);
+        assert_eq!(
+            ids,
+            [
+                NodeId::synthetic(1),
+                NodeId::synthetic(2),
+                NodeId::synthetic(6)
+            ]
+        );
         assert_eq!(view.node(&me.id), Some(&me), "my own settings win");
         assert_eq!(view.node(&NodeId::synthetic(6)).unwrap().capacity, 6);
     }

@@ -155,7 +155,11 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bytes in [&[][..], &[0xff; 3][..], &[0, 0xff, 0xff, 0xff, 0xff, 0x0f][..]] {
+        for bytes in [
+            &[][..],
+            &[0xff; 3][..],
+            &[0, 0xff, 0xff, 0xff, 0xff, 0x0f][..],
+        ] {
             assert!(matches!(
                 wire::decode::<ReplicaRequest>(bytes),
                 Err(FrameError::Malformed(_) | FrameError::Trailing(_))

@@ -78,8 +78,7 @@ pub fn read_repair_targets(outcomes: &[(NodeId, ReadOutcome)]) -> Vec<NodeId> {
     }
     let mut targets: Vec<NodeId> = Vec::new();
     for (node, outcome) in outcomes {
-        if matches!(outcome, ReadOutcome::Missing | ReadOutcome::Corrupt)
-            && !targets.contains(node)
+        if matches!(outcome, ReadOutcome::Missing | ReadOutcome::Corrupt) && !targets.contains(node)
         {
             targets.push(*node);
         }
@@ -154,7 +153,12 @@ mod tests {
     #[test]
     fn read_repair_targets_the_replicas_that_missed_once_one_had_it() {
         use ReadOutcome::*;
-        let outcomes = [(n(1), Corrupt), (n(2), Unreachable), (n(3), Missing), (n(4), Found)];
+        let outcomes = [
+            (n(1), Corrupt),
+            (n(2), Unreachable),
+            (n(3), Missing),
+            (n(4), Found),
+        ];
         assert_eq!(read_repair_targets(&outcomes), [n(1), n(3)]);
         assert!(read_repair_targets(&[(n(1), Missing), (n(2), Corrupt)]).is_empty());
         assert!(read_repair_targets(&[(n(1), Found)]).is_empty());
