@@ -18,6 +18,9 @@
 //! expected_members = 16
 //! lineage_sync_seconds = 5     # anti-entropy; changes are pushed at once
 //! openlineage_api_key = "…"     # required as Bearer by POST /api/v1/lineage
+//! replication_factor = 3       # copies of every chunk, manifest and name
+//! write_quorum = 2             # durable copies before a put is acknowledged
+//! partitions = 256             # power of two; the same on every node
 //! ```
 
 use std::net::SocketAddr;
@@ -72,9 +75,18 @@ pub struct NodeConfig {
     /// The key OpenLineage clients must send (`Authorization: Bearer KEY`) to
     /// `POST /api/v1/lineage`; without it, any client on the HTTP address may.
     pub openlineage_api_key: Option<String>,
-    /// Serve `POST /debug/faults`, which cuts the node off from named peers.
-    /// For partition tests only.
+    /// Serve `POST /debug/faults`, which cuts the node off from named peers,
+    /// and `POST /debug/corrupt-chunk`. For tests only.
     pub fault_injection: bool,
+    /// Copies of every chunk, manifest and name (RF), on distinct nodes and
+    /// zones; with fewer nodes than RF, one copy per node.
+    pub replication_factor: u8,
+    /// Durable copies (W) of every item before a put is acknowledged; at most
+    /// RF, and lowered to the number of nodes when there are fewer.
+    pub write_quorum: u8,
+    /// Partitions of the key space: a power of two, the same on every node of
+    /// a cluster (fixed when the cluster is created).
+    pub partitions: u32,
 }
 
 /// SWIM timing presets (see `stemma_protocol::membership::MembershipConfig`).
@@ -109,6 +121,9 @@ impl Default for NodeConfig {
             lineage_sync_seconds: 5,
             openlineage_api_key: None,
             fault_injection: false,
+            replication_factor: 3,
+            write_quorum: 2,
+            partitions: 256,
         }
     }
 }
@@ -200,9 +215,34 @@ impl NodeConfig {
         }
     }
 
+    /// The placement settings (partitions and RF), checked.
+    pub fn placement(&self) -> Result<stemma_protocol::placement::PlacementConfig, ConfigError> {
+        use stemma_protocol::placement::{PlacementConfig, PlacementError};
+        PlacementConfig::new(self.partitions, self.replication_factor).map_err(|e| {
+            let field = match e {
+                PlacementError::ReplicationZero => "replication_factor",
+                _ => "partitions",
+            };
+            ConfigError::Invalid {
+                field,
+                message: e.to_string(),
+            }
+        })
+    }
+
     /// Rejects combinations that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.chunk_size()?;
+        self.placement()?;
+        if self.write_quorum == 0 || self.write_quorum > self.replication_factor {
+            return Err(ConfigError::Invalid {
+                field: "write_quorum",
+                message: format!(
+                    "{} is not between 1 and replication_factor ({})",
+                    self.write_quorum, self.replication_factor
+                ),
+            });
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
                 field: "data_dir",
@@ -258,5 +298,25 @@ mod tests {
             ..Default::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("chunk_size"));
+    }
+
+    #[test]
+    fn replication_settings_are_checked_and_named() {
+        let c: NodeConfig =
+            toml::from_str("replication_factor = 5\nwrite_quorum = 3\npartitions = 1024").unwrap();
+        c.validate().unwrap();
+        for (text, field) in [
+            ("partitions = 100", "partitions"),
+            (
+                "replication_factor = 0\nwrite_quorum = 0",
+                "replication_factor",
+            ),
+            ("write_quorum = 4", "write_quorum"),
+            ("write_quorum = 0", "write_quorum"),
+        ] {
+            let c: NodeConfig = toml::from_str(text).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod lineage;
 pub mod metrics;
 mod node;
 pub mod p2p;
+mod replication;
 mod server;
 pub mod store;
 

@@ -93,6 +93,26 @@ impl Default for LineageMetrics {
     }
 }
 
+/// Replication figures, advanced by the coordinator and the replica server.
+#[derive(Debug, Default)]
+pub struct ReplicationMetrics {
+    /// Replica writes acknowledged by a replica (chunks, manifests, names).
+    pub replica_writes: Counter,
+    /// Replica requests that failed or timed out, as the coordinator saw them.
+    pub replica_errors: Counter,
+    /// Chunks received from a peer whose bytes did not match their id: refused,
+    /// never stored.
+    pub refused_chunks: Counter,
+    /// Requests from peers refused for any reason (bad input, not a member).
+    pub refused_requests: Counter,
+    /// Copies found corrupt or missing by a read, on this node or a replica.
+    pub read_misses: Counter,
+    /// Copies written back to a replica that lacked them or held them corrupt.
+    pub read_repairs: Counter,
+    /// Layouts computed (a new one each time the view changes).
+    pub layout_changes: Counter,
+}
+
 /// A request kind label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -128,6 +148,8 @@ pub struct Metrics {
     membership: MembershipCounters,
     /// The lineage graphs and their replication.
     pub lineage: LineageMetrics,
+    /// Object replication between nodes.
+    pub replication: ReplicationMetrics,
 }
 
 impl Default for Metrics {
@@ -145,6 +167,7 @@ impl Default for Metrics {
             members: Family::default(),
             membership: MembershipCounters::default(),
             lineage: LineageMetrics::default(),
+            replication: ReplicationMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -262,6 +285,46 @@ impl Default for Metrics {
             "Seconds from an OpenLineage event's eventTime until it is in this node's graph",
             l.event_delay.clone(),
         );
+        let r = &m.replication;
+        for (name, help, counter) in [
+            (
+                "replication_writes",
+                "Replica writes acknowledged by replicas (chunks, manifests, names)",
+                &r.replica_writes,
+            ),
+            (
+                "replication_errors",
+                "Replica requests that failed or timed out",
+                &r.replica_errors,
+            ),
+            (
+                "replication_refused_chunks",
+                "Chunks from peers refused because their bytes did not match their id",
+                &r.refused_chunks,
+            ),
+            (
+                "replication_refused_requests",
+                "Replica requests from peers refused (bad input, not a member)",
+                &r.refused_requests,
+            ),
+            (
+                "replication_read_misses",
+                "Copies a read found missing or corrupt on a replica",
+                &r.read_misses,
+            ),
+            (
+                "replication_read_repairs",
+                "Copies written back to replicas that lacked them or held them corrupt",
+                &r.read_repairs,
+            ),
+            (
+                "replication_layout_changes",
+                "Placement layouts computed (one per change of the view)",
+                &r.layout_changes,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         registry.register("objects", "Objects (names) stored", m.objects.clone());
         registry.register("chunks", "Distinct chunks stored", m.chunks.clone());
         registry.register(

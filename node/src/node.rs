@@ -21,8 +21,10 @@ use crate::lineage::ingest::Ingest;
 use crate::lineage::provenance::Recorder;
 use crate::metrics::Metrics;
 use crate::p2p::{P2p, P2pEvent, P2pSettings};
+use crate::replication::Replication;
 use crate::server::{self, MAX_IN_FLIGHT, Shared};
 use crate::store::Store;
+use stemma_protocol::placement::NodeSpec;
 
 /// The file a ready node writes in its data dir (mode 0600: it holds the token).
 pub const NODE_FILE: &str = "node.json";
@@ -65,6 +67,7 @@ pub struct Node {
     lineage_sync: JoinHandle<()>,
     provenance: JoinHandle<()>,
     ingest: JoinHandle<()>,
+    replica_server: JoinHandle<()>,
 }
 
 impl Node {
@@ -136,6 +139,25 @@ impl Node {
         ));
         let (provenance, provenance_task) = Recorder::start(lineage.clone());
         let (ingest, ingest_task) = Ingest::start(lineage.clone());
+        let replication = Replication::new(crate::replication::Settings {
+            store: store.clone(),
+            writer: writer.clone(),
+            p2p: p2p.handle.clone(),
+            control: p2p.streams.clone(),
+            me: NodeSpec::new(p2p.me.node, config.zone.clone(), config.capacity),
+            config: config.placement()?,
+            write_quorum: usize::from(config.write_quorum),
+            metrics: metrics.clone(),
+        });
+        let replica_streams = p2p
+            .streams
+            .clone()
+            .accept(crate::replication::PROTOCOL)
+            .map_err(|e| anyhow::anyhow!("cannot serve the replica protocol: {e}"))?;
+        let replica_server = tokio::spawn(crate::replication::serve(
+            replication.clone(),
+            replica_streams,
+        ));
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             store,
@@ -151,6 +173,7 @@ impl Node {
             provenance,
             ingest,
             openlineage_api_key: config.openlineage_api_key.clone(),
+            replication,
         });
         let accept = tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
         let mut http_stop = shared.stopping.subscribe();
@@ -191,6 +214,7 @@ impl Node {
             lineage_sync,
             provenance: provenance_task,
             ingest: ingest_task,
+            replica_server,
         })
     }
 
@@ -227,6 +251,7 @@ impl Node {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.shared.provenance.flush()).await;
         self.provenance.abort();
         self.ingest.abort();
+        self.replica_server.abort();
         self.shared.writer.close().await;
         tracing::info!("stopped");
     }

@@ -6,13 +6,17 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use stemma_client::transport::{self, StreamError, read_frame, write_frame};
+use stemma_protocol::names::NameValue;
+use stemma_protocol::replication::NameRegister;
 use stemma_protocol::wire::{
     self, GetFrame, Hello, HelloReply, ListEntry, MAX_LIST_PAGE, MemberRow, ObjectInfo,
     PROTOCOL_VERSION, PutFrame, Request, Response, WireError, close_code,
 };
 use stemma_protocol::{
-    BucketName, ChunkId, ChunkSize, Chunker, ManifestBuilder, NameError, ObjectKey,
+    BucketName, ChunkId, ChunkSize, Chunker, Manifest, ManifestBuilder, NameError, ObjectKey,
 };
 use tokio::sync::{Semaphore, oneshot, watch};
 use tracing::Instrument;
@@ -23,6 +27,7 @@ use crate::lineage::provenance::{Provenance, Recorder};
 use crate::lineage::{Lineage, LineageErrorKind};
 use crate::metrics::Metrics;
 use crate::p2p::P2pHandle;
+use crate::replication::{Replication, ReplicationError, Snapshot};
 use crate::store::{PinGuard, Resolved, Store, StoreError, Writer};
 use stemma_protocol::lineage::LineageRequest;
 
@@ -58,6 +63,8 @@ pub(crate) struct Shared {
     pub ingest: Ingest,
     /// The key OpenLineage clients must send as `Authorization: Bearer`, if any.
     pub openlineage_api_key: Option<String>,
+    /// Placement and replication of objects across the cluster.
+    pub replication: Arc<Replication>,
 }
 
 /// The node's QUIC endpoint, bound to `listen`.
@@ -239,6 +246,18 @@ async fn serve_stream(
             Request::Get { bucket, key } => get(shared, &mut send, &bucket, &key).await,
             Request::Head { bucket, key } => {
                 let (bucket, key) = parse_path(&bucket, &key)?;
+                let snap = snapshot(shared).await?;
+                if !snap.alone() {
+                    match shared.replication.resolve(&snap, &bucket, &key).await {
+                        Ok((register, manifest)) => {
+                            return Ok(Response::Object(replicated_info(
+                                &bucket, &key, &register, &manifest,
+                            )));
+                        }
+                        Err(ReplicationError::NotFound(_)) => {} // maybe stored while alone
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 let resolved = resolve(shared, bucket, key).await?;
                 Ok(Response::Object(resolved))
             }
@@ -250,6 +269,18 @@ async fn serve_stream(
             } => list(shared, &bucket, prefix, start_after, limit).await,
             Request::Delete { bucket, key } => {
                 let (bucket, key) = parse_path(&bucket, &key)?;
+                let snap = snapshot(shared).await?;
+                if !snap.alone() {
+                    let replication = &shared.replication;
+                    let current = replication.name(&snap, &bucket, &key).await?;
+                    if current.is_some_and(|r| !r.entry.is_deleted()) {
+                        replication
+                            .put_name(&snap, &bucket, &key, NameValue::Deleted, 0)
+                            .await?;
+                        shared.provenance.deleted(bucket.as_str(), key.as_str());
+                        return Ok(Response::Deleted);
+                    }
+                }
                 shared
                     .writer
                     .delete(bucket.clone(), key.clone())
@@ -305,6 +336,44 @@ impl From<StoreError> for Failure {
             StoreError::Closed => WireError::ShuttingDown,
             other => WireError::Internal(other.to_string()),
         })
+    }
+}
+
+impl From<ReplicationError> for Failure {
+    fn from(e: ReplicationError) -> Self {
+        match e {
+            ReplicationError::Store(e) => Failure::from(e),
+            ReplicationError::NotFound(what) => Failure::Request(WireError::NotFound(what)),
+            ReplicationError::Unavailable {
+                corrupt: Some(chunk),
+                ..
+            } => Failure::Request(WireError::Corrupt { chunk }),
+            other => Failure::Request(WireError::Internal(other.to_string())),
+        }
+    }
+}
+
+/// The layout for this request.
+async fn snapshot(shared: &Shared) -> Result<Snapshot, Failure> {
+    Ok(shared.replication.snapshot().await?)
+}
+
+/// What a head or get reports of a replicated object.
+fn replicated_info(
+    bucket: &BucketName,
+    key: &ObjectKey,
+    register: &NameRegister,
+    manifest: &Manifest,
+) -> ObjectInfo {
+    ObjectInfo {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        object_id: manifest.object_id(),
+        size: manifest.size,
+        chunks: manifest.chunks.len() as u64,
+        content_type: manifest.content_type.clone(),
+        metadata: manifest.metadata.clone(),
+        modified_ms: register.modified_ms,
     }
 }
 
@@ -462,6 +531,10 @@ async fn put(
     let (bucket, key) = parse_path(bucket, key)?;
     let provenance = Provenance::parse(&upload.derived_from, upload.job.as_deref())
         .map_err(|e| Failure::Request(WireError::BadRequest(e)))?;
+    let snap = snapshot(shared).await?;
+    if !snap.alone() {
+        return put_replicated(shared, recv, bucket, key, upload, provenance, snap).await;
+    }
     let mut chunker = Chunker::new(shared.chunk_size);
     let mut manifest = ManifestBuilder::with_metadata(upload.content_type, upload.metadata);
     let mut chunks = UploadChunks {
@@ -568,6 +641,104 @@ async fn put(
     })
 }
 
+/// A put in a cluster: each chunk goes to its owners as it is cut (a few in
+/// flight), then the manifest to its owners, then the name's register to its
+/// owners; each step waits for W durable copies, so the name is written only
+/// once everything it points at is.
+#[allow(clippy::too_many_arguments)]
+async fn put_replicated(
+    shared: &Shared,
+    recv: &mut quinn::RecvStream,
+    bucket: BucketName,
+    key: ObjectKey,
+    upload: Upload,
+    provenance: Provenance,
+    snap: Snapshot,
+) -> Result<Response, Failure> {
+    let replication = &shared.replication;
+    let mut chunker = Chunker::new(shared.chunk_size);
+    let mut manifest = ManifestBuilder::with_metadata(upload.content_type, upload.metadata);
+    let mut in_flight = FuturesUnordered::new();
+    let mut new_bytes = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        let frame = match read_frame(recv, &mut buf).await? {
+            Some(payload) => wire::decode::<PutFrame<'_>>(payload)
+                .map_err(|e| Failure::Framing(StreamError::Frame(e)))?,
+            None => {
+                return Err(Failure::Request(WireError::BadRequest(
+                    "the upload ended without its End frame; nothing was stored".into(),
+                )));
+            }
+        };
+        match frame {
+            PutFrame::Data(data) => {
+                shared.metrics.bytes_received.inc_by(data.len() as u64);
+                for chunk in chunker.push(data) {
+                    let id = manifest.push_chunk(&chunk);
+                    in_flight.push(replication.put_chunk(&snap, id, Arc::new(chunk)));
+                    while in_flight.len() > UPLOAD_WRITES_IN_FLIGHT {
+                        if let Some(added) = in_flight.next().await {
+                            new_bytes += added?;
+                        }
+                    }
+                }
+                let received = manifest.size() + chunker.pending_len() as u64;
+                if upload.size.is_some_and(|size| received > size) {
+                    return Err(Failure::Request(WireError::BadRequest(format!(
+                        "the upload sent {received} bytes or more, more than the {} announced",
+                        upload.size.unwrap_or(0)
+                    ))));
+                }
+            }
+            PutFrame::End => break,
+        }
+    }
+    if let Some(last) = chunker.finish() {
+        let id = manifest.push_chunk(&last);
+        in_flight.push(replication.put_chunk(&snap, id, Arc::new(last)));
+    }
+    while let Some(added) = in_flight.next().await {
+        new_bytes += added?;
+    }
+    drop(in_flight);
+    let manifest = manifest.finish();
+    if let Some(size) = upload.size
+        && size != manifest.size
+    {
+        return Err(Failure::Request(WireError::BadRequest(format!(
+            "the upload sent {} bytes but announced {size}; nothing was stored",
+            manifest.size
+        ))));
+    }
+    replication.put_manifest(&snap, &manifest).await?;
+    let object_id = manifest.object_id();
+    let register = replication
+        .put_name(
+            &snap,
+            &bucket,
+            &key,
+            NameValue::Object(object_id),
+            manifest.size,
+        )
+        .await?;
+    tracing::debug!(%bucket, %key, object = %object_id.short(), size = manifest.size, "stored on the owners");
+    shared
+        .provenance
+        .stored(
+            bucket.as_str(),
+            key.as_str(),
+            &object_id.to_string(),
+            manifest.size,
+            provenance,
+        )
+        .await;
+    Ok(Response::Stored {
+        info: replicated_info(&bucket, &key, &register, &manifest),
+        new_bytes,
+    })
+}
+
 async fn wait(rx: Option<oneshot::Receiver<Result<u64, StoreError>>>) -> Result<u64, Failure> {
     match rx {
         Some(rx) => Ok(rx.await.map_err(|_| StoreError::Closed)??),
@@ -582,6 +753,17 @@ async fn get(
     key: &str,
 ) -> Result<Response, Failure> {
     let (bucket, key) = parse_path(bucket, key)?;
+    let snap = snapshot(shared).await?;
+    if !snap.alone() {
+        match shared.replication.resolve(&snap, &bucket, &key).await {
+            Ok((register, manifest)) => {
+                let info = replicated_info(&bucket, &key, &register, &manifest);
+                return get_replicated(shared, send, info, manifest.chunks, snap).await;
+            }
+            Err(ReplicationError::NotFound(_)) => {} // maybe stored while alone
+            Err(e) => return Err(e.into()),
+        }
+    }
     let store = shared.store.clone();
     let resolved = tokio::task::spawn_blocking(move || {
         store
@@ -626,6 +808,45 @@ async fn get(
     Ok(Response::Object(info))
 }
 
+/// Streams a replicated object's chunks, each read from the nearest replica
+/// that has it right (a few ahead of the network).
+async fn get_replicated(
+    shared: &Shared,
+    send: &mut quinn::SendStream,
+    info: ObjectInfo,
+    ids: Vec<ChunkId>,
+    snap: Snapshot,
+) -> Result<Response, Failure> {
+    let mut buf = Vec::new();
+    write_frame(send, &Response::Object(info.clone()), &mut buf).await?;
+    let replication = &shared.replication;
+    let snap = &snap;
+    let mut chunks = futures::stream::iter(ids)
+        .map(|id| async move { (id, replication.chunk(snap, id).await) })
+        .buffered(DOWNLOAD_READ_AHEAD);
+    let mut last = GetFrame::End;
+    while let Some((id, chunk)) = chunks.next().await {
+        match chunk {
+            Ok(data) => {
+                write_frame(send, &GetFrame::Chunk { id, data: &data }, &mut buf).await?;
+                shared.metrics.bytes_sent.inc_by(data.len() as u64);
+            }
+            Err(e) => {
+                tracing::error!(chunk = %id, bucket = %info.bucket, key = %info.key, error = %e, "chunk unavailable: download stopped");
+                let wire_error = match Failure::from(e) {
+                    Failure::Request(w) => w,
+                    _ => WireError::Internal(format!("chunk {id} unavailable")),
+                };
+                shared.metrics.error("get", error_label(&wire_error));
+                last = GetFrame::Error(wire_error);
+                break;
+            }
+        }
+    }
+    write_frame(send, &last, &mut buf).await?;
+    Ok(Response::Object(info))
+}
+
 async fn list(
     shared: &Shared,
     bucket: &str,
@@ -636,6 +857,25 @@ async fn list(
     let bucket = BucketName::parse(bucket)?;
     ObjectKey::check_prefix(&prefix)?;
     let limit = limit.clamp(1, MAX_LIST_PAGE) as usize;
+    let snap = snapshot(shared).await?;
+    if !snap.alone() {
+        let (rows, next) = shared
+            .replication
+            .list(&snap, &bucket, &prefix, start_after, limit as u32)
+            .await;
+        let entries = rows
+            .into_iter()
+            .filter_map(|(key, r)| {
+                Some(ListEntry {
+                    key,
+                    object_id: r.entry.object()?,
+                    size: r.size,
+                    modified_ms: r.modified_ms,
+                })
+            })
+            .collect();
+        return Ok(Response::Listing { entries, next });
+    }
     let store = shared.store.clone();
     let (rows, next) = tokio::task::spawn_blocking(move || {
         store.list(&bucket, &prefix, start_after.as_deref(), limit)

@@ -180,9 +180,21 @@ pub struct RunArgs {
     )]
     openlineage_api_key: Option<String>,
     /// Testing only: serve POST /debug/faults on the HTTP endpoint, which cuts
-    /// this node off from named peers (to test partitions)
+    /// this node off from named peers (to test partitions), and
+    /// POST /debug/corrupt-chunk, which damages a stored chunk
     #[arg(long)]
     fault_injection: bool,
+    /// Copies of every chunk, manifest and name, on distinct nodes and zones
+    /// [default: 3]
+    #[arg(long, env = "STEMMA_REPLICATION_FACTOR", value_name = "RF")]
+    replication_factor: Option<u8>,
+    /// Durable copies before a put is acknowledged, at most RF [default: 2]
+    #[arg(long, env = "STEMMA_WRITE_QUORUM", value_name = "W")]
+    write_quorum: Option<u8>,
+    /// Partitions of the key space, a power of two; the same on every node of a
+    /// cluster [default: 256]
+    #[arg(long, env = "STEMMA_PARTITIONS", value_name = "N")]
+    partitions: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -242,6 +254,15 @@ impl RunArgs {
         }
         if let Some(v) = self.capacity {
             config.capacity = v;
+        }
+        if let Some(v) = self.replication_factor {
+            config.replication_factor = v;
+        }
+        if let Some(v) = self.write_quorum {
+            config.write_quorum = v;
+        }
+        if let Some(v) = self.partitions {
+            config.partitions = v;
         }
         if let Ok(secret) = std::env::var("STEMMA_CLUSTER_SECRET") {
             config.cluster_secret = Some(secret);

@@ -1,7 +1,10 @@
 //! The HTTP endpoint: `GET /health`, `GET /metrics` (Prometheus / OpenMetrics
 //! text), the lineage API under `/api/v1/` (with OpenLineage's
-//! `POST /api/v1/lineage`) and, for tests, `/debug/faults`.
+//! `POST /api/v1/lineage`), `GET /status` and `GET /debug/chunks` (placement
+//! and what this node holds) and, for tests, `/debug/faults` and
+//! `/debug/corrupt-chunk`.
 
+mod admin;
 mod debug;
 mod lineage;
 mod openlineage;
@@ -20,6 +23,8 @@ pub(crate) fn router(shared: Arc<Shared>, fault_injection: bool) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/status", get(admin::status))
+        .route("/debug/chunks", get(admin::chunks))
         .route(
             "/api/v1/lineage",
             post(openlineage::ingest).layer(DefaultBodyLimit::max(openlineage::MAX_EVENT_BYTES)),
@@ -31,7 +36,9 @@ pub(crate) fn router(shared: Arc<Shared>, fault_injection: bool) -> Router {
         .route("/api/v1/entities/{id}/{query}", get(lineage::entity_query))
         .route("/api/v1/{query}", get(lineage::graph_query));
     if fault_injection {
-        router = router.route("/debug/faults", post(debug::faults));
+        router = router
+            .route("/debug/faults", post(debug::faults))
+            .route("/debug/corrupt-chunk", post(admin::corrupt_chunk));
     }
     router.with_state(shared)
 }

@@ -208,6 +208,17 @@ pub struct P2pHandle {
 }
 
 impl P2pHandle {
+    /// A handle to no membership task (for tests of the parts above it): it
+    /// reports no members and no counters.
+    #[cfg(test)]
+    pub(crate) fn detached() -> Self {
+        let (commands, _) = mpsc::channel(1);
+        Self {
+            commands,
+            faults: Faults::default(),
+        }
+    }
+
     /// The members as this node sees them, itself first, with the time since
     /// each was last heard.
     pub async fn members(&self) -> Vec<(MemberInfo, Option<Duration>)> {
@@ -290,7 +301,7 @@ fn quic_addr(addr: SocketAddr) -> Multiaddr {
 }
 
 /// The membership id of a libp2p peer, if it has an ed25519 identity.
-fn node_of(peer: &PeerId) -> Option<NodeId> {
+pub(crate) fn node_of(peer: &PeerId) -> Option<NodeId> {
     NodeId::from_peer_id_bytes(&peer.to_bytes())
 }
 

@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase, ReadableTable};
-use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectKey};
+use stemma_protocol::replication::NameRegister;
+use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectId, ObjectKey};
 
 pub use tables::NameRecord;
-pub use writer::{Durability, Writer};
+pub use writer::{ChunkWrite, Durability, Writer};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +156,12 @@ impl Store {
             .context("creating tables")?;
         txn.open_table(tables::NAMES).context("creating tables")?;
         txn.open_table(tables::STATS).context("creating tables")?;
+        txn.open_table(tables::CHUNK_HOLDS)
+            .context("creating tables")?;
+        txn.open_table(tables::REPLICA_MANIFESTS)
+            .context("creating tables")?;
+        txn.open_table(tables::REPLICA_NAMES)
+            .context("creating tables")?;
         txn.commit().context("creating tables")
     }
 
@@ -294,6 +301,115 @@ impl Store {
             chunks: get(tables::stat::CHUNKS)?,
             chunk_bytes: get(tables::stat::CHUNK_BYTES)?,
         })
+    }
+
+    /// Chunk `id`, checked against its hash: `None` if absent,
+    /// [`StoreError::Corrupt`] if the stored bytes no longer match.
+    pub fn read_chunk(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().context("reading a chunk")?;
+        let table = txn.open_table(tables::CHUNKS).context("reading a chunk")?;
+        match table.get(id.as_bytes()).context("reading a chunk")? {
+            Some(data) if id.matches(data.value()) => Ok(Some(data.value().to_vec())),
+            Some(_) => Err(StoreError::Corrupt(*id)),
+            None => Ok(None),
+        }
+    }
+
+    /// The manifest of `object`, if this node holds it as a replica.
+    pub fn replica_manifest(&self, object: &ObjectId) -> Result<Option<Manifest>, StoreError> {
+        let txn = self.db.begin_read().context("reading a manifest")?;
+        let table = txn
+            .open_table(tables::REPLICA_MANIFESTS)
+            .context("reading a manifest")?;
+        let Some(bytes) = table.get(object.as_bytes()).context("reading a manifest")? else {
+            return Ok(None);
+        };
+        match Manifest::decode(bytes.value()) {
+            Some(m) if m.object_id() == *object => Ok(Some(m)),
+            _ => Err(StoreError::Storage {
+                context: "reading a manifest",
+                message: format!("the stored manifest of {object} does not match its id"),
+            }),
+        }
+    }
+
+    /// The replicated register of `bucket/key`, tombstone included.
+    pub fn replica_name(
+        &self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+    ) -> Result<Option<NameRegister>, StoreError> {
+        let txn = self.db.begin_read().context("reading a name")?;
+        let table = txn
+            .open_table(tables::REPLICA_NAMES)
+            .context("reading a name")?;
+        let Some(bytes) = table
+            .get((bucket.as_str(), key.as_str()))
+            .context("reading a name")?
+        else {
+            return Ok(None);
+        };
+        tables::decode_register(bytes.value())
+            .map(Some)
+            .ok_or(StoreError::Storage {
+                context: "reading a name",
+                message: format!("undecodable register for {bucket}/{key}"),
+            })
+    }
+
+    /// Up to `limit` replicated registers of `bucket` whose keys start with
+    /// `prefix`, after `start_after`, tombstones included; and whether more
+    /// follow.
+    pub fn list_replica_names(
+        &self,
+        bucket: &BucketName,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<(String, NameRegister)>, bool), StoreError> {
+        let txn = self.db.begin_read().context("listing")?;
+        let names = txn.open_table(tables::REPLICA_NAMES).context("listing")?;
+        let b = bucket.as_str();
+        let start = match start_after {
+            Some(after) if after >= prefix => std::ops::Bound::Excluded((b, after)),
+            _ => std::ops::Bound::Included((b, prefix)),
+        };
+        let mut out = Vec::new();
+        for row in names
+            .range::<(&str, &str)>((start, std::ops::Bound::Unbounded))
+            .context("listing")?
+        {
+            let (k, v) = row.context("listing")?;
+            let (row_bucket, key) = k.value();
+            if row_bucket != b || !key.starts_with(prefix) {
+                return Ok((out, false));
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            if let Some(register) = tables::decode_register(v.value()) {
+                out.push((key.to_string(), register));
+            }
+        }
+        Ok((out, false))
+    }
+
+    /// Every chunk id this store holds, in order; with `verify`, also those
+    /// whose bytes no longer match their hash (re-hashes every chunk: for
+    /// tests and diagnosis, not for a hot path).
+    pub fn chunk_ids(&self, verify: bool) -> Result<(Vec<ChunkId>, Vec<ChunkId>), StoreError> {
+        let txn = self.db.begin_read().context("listing chunks")?;
+        let table = txn.open_table(tables::CHUNKS).context("listing chunks")?;
+        let (mut ids, mut corrupt) = (Vec::new(), Vec::new());
+        for row in table.iter().context("listing chunks")? {
+            let (k, v) = row.context("listing chunks")?;
+            let id = ChunkId::from_bytes(*k.value());
+            if verify && !id.matches(v.value()) {
+                corrupt.push(id);
+            }
+            ids.push(id);
+        }
+        Ok((ids, corrupt))
     }
 
     /// Test fixture: replaces a stored chunk's bytes without changing its id, so

@@ -4,6 +4,7 @@
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 use stemma_protocol::ObjectId;
+use stemma_protocol::replication::NameRegister;
 
 /// Chunk id → chunk bytes.
 pub const CHUNKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("chunks-0");
@@ -16,6 +17,18 @@ pub const MANIFESTS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::ne
 pub const OBJECT_REFS: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("object-refs-0");
 /// (bucket, key) → [`NameRecord`] (postcard).
 pub const NAMES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("names-0");
+/// Chunk id → 1: chunks this node holds as a replica owner (placed here by the
+/// layout). A held chunk is never freed as an orphan: its manifest lives on the
+/// owners of its object, usually other nodes.
+pub const CHUNK_HOLDS: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("chunk-holds-0");
+/// Object id → manifest (canonical postcard), for manifests this node holds as
+/// a replica owner; their chunks live on the chunks' owners.
+pub const REPLICA_MANIFESTS: TableDefinition<'_, &[u8; 32], &[u8]> =
+    TableDefinition::new("replica-manifests-0");
+/// (bucket, key) → `NameRegister` (postcard): the last-writer-wins registers of
+/// the names this node holds as a replica owner, tombstones included.
+pub const REPLICA_NAMES: TableDefinition<'_, (&str, &str), &[u8]> =
+    TableDefinition::new("replica-names-0");
 /// Counter name → value; kept in the same transactions as the data they count.
 pub const STATS: TableDefinition<'_, &str, u64> = TableDefinition::new("stats-0");
 
@@ -38,6 +51,16 @@ impl NameRecord {
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         postcard::from_bytes(bytes).ok()
     }
+}
+
+/// The postcard encoding of a replicated name register.
+pub fn encode_register(register: &NameRegister) -> Vec<u8> {
+    postcard::to_stdvec(register).expect("a name register always serializes")
+}
+
+/// Decodes a replicated name register; `None` if the bytes are not one.
+pub fn decode_register(bytes: &[u8]) -> Option<NameRegister> {
+    postcard::from_bytes(bytes).ok()
 }
 
 /// Counter keys in [`STATS`].

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
+use stemma_protocol::replication::NameRegister;
 use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectId, ObjectKey};
 use tokio::sync::{mpsc, oneshot};
 
@@ -53,20 +54,58 @@ enum Op {
     Release {
         chunks: Vec<ChunkId>,
     },
+    ReplicaChunk {
+        id: ChunkId,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<ChunkWrite, StoreError>>,
+    },
+    ReplicaManifest {
+        manifest: Manifest,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    ReplicaName {
+        bucket: BucketName,
+        key: ObjectKey,
+        register: NameRegister,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    Corrupt {
+        id: ChunkId,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     Stop,
+}
+
+/// What storing a replica chunk did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkWrite {
+    /// The chunk was new here.
+    Added,
+    /// A good copy was already here.
+    Present,
+    /// The stored copy did not match its hash and was replaced.
+    Repaired,
 }
 
 impl Op {
     fn bytes(&self) -> usize {
         match self {
             Op::Chunks { chunks, .. } => chunks.iter().map(|(_, d)| d.len()).sum(),
+            Op::ReplicaChunk { data, .. } => data.len(),
             _ => 0,
         }
     }
 
     /// Whether the caller waits for this to be durable.
     fn needs_sync(&self) -> bool {
-        matches!(self, Op::Commit { .. } | Op::Delete { .. })
+        matches!(
+            self,
+            Op::Commit { .. }
+                | Op::Delete { .. }
+                | Op::ReplicaChunk { .. }
+                | Op::ReplicaManifest { .. }
+                | Op::ReplicaName { .. }
+        )
     }
 }
 
@@ -84,6 +123,10 @@ impl std::fmt::Debug for Op {
             Op::Commit { .. } => "Commit",
             Op::Delete { .. } => "Delete",
             Op::Release { .. } => "Release",
+            Op::ReplicaChunk { .. } => "ReplicaChunk",
+            Op::ReplicaManifest { .. } => "ReplicaManifest",
+            Op::ReplicaName { .. } => "ReplicaName",
+            Op::Corrupt { .. } => "Corrupt",
             Op::Stop => "Stop",
         })
     }
@@ -162,6 +205,50 @@ impl Writer {
         }
     }
 
+    /// Stores chunk `id` as a replica, durably, and marks it held (never freed
+    /// as an orphan). The caller has checked `data` against `id`; a stored
+    /// copy that no longer matches is replaced.
+    pub async fn replica_chunk(
+        &self,
+        id: ChunkId,
+        data: Vec<u8>,
+    ) -> Result<ChunkWrite, StoreError> {
+        debug_assert!(id.matches(&data));
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::ReplicaChunk { id, data, reply }, rx).await
+    }
+
+    /// Stores a manifest as a replica, durably. Returns whether it was new.
+    pub async fn replica_manifest(&self, manifest: Manifest) -> Result<bool, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::ReplicaManifest { manifest, reply }, rx).await
+    }
+
+    /// Merges a name's register by the last-writer-wins rule, durably.
+    /// Returns whether it won (replaced what was stored, or was the first).
+    pub async fn replica_name(
+        &self,
+        bucket: BucketName,
+        key: ObjectKey,
+        register: NameRegister,
+    ) -> Result<bool, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let op = Op::ReplicaName {
+            bucket,
+            key,
+            register,
+            reply,
+        };
+        self.send(op, rx).await
+    }
+
+    /// Test hook: flips the first byte of a stored chunk (its id unchanged), so
+    /// that tests can show corruption is detected and repaired.
+    pub async fn corrupt_for_tests(&self, id: ChunkId) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::Corrupt { id, reply }, rx).await
+    }
+
     /// Finishes the writes already queued, then stops the thread. Later calls
     /// fail with [`StoreError::Closed`].
     pub async fn close(&self) {
@@ -234,6 +321,14 @@ enum Pending {
         oneshot::Sender<Result<(), StoreError>>,
         Result<(), StoreError>,
     ),
+    Chunk(
+        oneshot::Sender<Result<ChunkWrite, StoreError>>,
+        Result<ChunkWrite, StoreError>,
+    ),
+    Flag(
+        oneshot::Sender<Result<bool, StoreError>>,
+        Result<bool, StoreError>,
+    ),
 }
 
 impl Pending {
@@ -243,12 +338,18 @@ impl Pending {
             Pending::Bytes(tx, r) => drop(tx.send(fail_map(r, failure))),
             Pending::Name(tx, r) => drop(tx.send(fail_map(r, failure))),
             Pending::Unit(tx, r) => drop(tx.send(fail_map(r, failure))),
+            Pending::Chunk(tx, r) => drop(tx.send(fail_map(r, failure))),
+            Pending::Flag(tx, r) => drop(tx.send(fail_map(r, failure))),
         }
     }
 
     fn storage_error(&self) -> Option<StoreError> {
         let e = match self {
-            Pending::Bytes(_, Err(e)) | Pending::Name(_, Err(e)) | Pending::Unit(_, Err(e)) => e,
+            Pending::Bytes(_, Err(e))
+            | Pending::Name(_, Err(e))
+            | Pending::Unit(_, Err(e))
+            | Pending::Chunk(_, Err(e))
+            | Pending::Flag(_, Err(e)) => e,
             _ => return None,
         };
         matches!(e, StoreError::Storage { .. }).then(|| StoreError::Storage {
@@ -303,6 +404,27 @@ fn apply(store: &Store, batch: Vec<Op>, sync: bool) {
                             tracing::warn!(error = %e, "could not free orphan chunks");
                         }
                     }
+                    Op::ReplicaChunk { id, data, reply } => {
+                        let r = t.replica_chunk(&id, &data);
+                        pending.push(Pending::Chunk(reply, r));
+                    }
+                    Op::ReplicaManifest { manifest, reply } => {
+                        let r = t.replica_manifest(&manifest);
+                        pending.push(Pending::Flag(reply, r));
+                    }
+                    Op::ReplicaName {
+                        bucket,
+                        key,
+                        register,
+                        reply,
+                    } => {
+                        let r = t.replica_name(&bucket, &key, &register);
+                        pending.push(Pending::Flag(reply, r));
+                    }
+                    Op::Corrupt { id, reply } => {
+                        let r = t.corrupt(&id);
+                        pending.push(Pending::Unit(reply, r));
+                    }
                     Op::Stop => {}
                 }
                 // A storage error may leave the transaction half-applied: abort it all.
@@ -330,6 +452,9 @@ struct Tables<'t> {
     object_refs: Table<'t, &'static [u8; 32], u64>,
     names: Table<'t, (&'static str, &'static str), &'static [u8]>,
     stats: Table<'t, &'static str, u64>,
+    holds: Table<'t, &'static [u8; 32], u64>,
+    replica_manifests: Table<'t, &'static [u8; 32], &'static [u8]>,
+    replica_names: Table<'t, (&'static str, &'static str), &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -347,6 +472,15 @@ impl<'t> Tables<'t> {
                 .context("opening tables")?,
             names: txn.open_table(tables::NAMES).context("opening tables")?,
             stats: txn.open_table(tables::STATS).context("opening tables")?,
+            holds: txn
+                .open_table(tables::CHUNK_HOLDS)
+                .context("opening tables")?,
+            replica_manifests: txn
+                .open_table(tables::REPLICA_MANIFESTS)
+                .context("opening tables")?,
+            replica_names: txn
+                .open_table(tables::REPLICA_NAMES)
+                .context("opening tables")?,
         })
     }
 
@@ -473,7 +607,10 @@ impl<'t> Tables<'t> {
             return Ok(());
         };
         for chunk in &manifest.chunks {
-            if self.add_chunk_ref(chunk, -1)? == 0 && !store.pins.contains(chunk) {
+            if self.add_chunk_ref(chunk, -1)? == 0
+                && !store.pins.contains(chunk)
+                && !self.is_held(chunk)?
+            {
                 self.free_chunk(chunk)?;
             }
         }
@@ -487,10 +624,103 @@ impl<'t> Tables<'t> {
                 .get(chunk.as_bytes())
                 .context("freeing")?
                 .is_some();
-            if !referenced && !store.pins.contains(chunk) {
+            if !referenced && !store.pins.contains(chunk) && !self.is_held(chunk)? {
                 self.free_chunk(chunk)?;
             }
         }
+        Ok(())
+    }
+
+    fn is_held(&self, id: &ChunkId) -> Result<bool, StoreError> {
+        Ok(self
+            .holds
+            .get(id.as_bytes())
+            .context("reading holds")?
+            .is_some())
+    }
+
+    fn replica_chunk(&mut self, id: &ChunkId, data: &[u8]) -> Result<ChunkWrite, StoreError> {
+        let stored_len = self
+            .chunks
+            .get(id.as_bytes())
+            .context("writing a replica chunk")?
+            .map(|old| (old.value().len(), id.matches(old.value())));
+        let outcome = match stored_len {
+            Some((_, true)) => ChunkWrite::Present,
+            Some((old_len, false)) => {
+                self.chunks
+                    .insert(id.as_bytes(), data)
+                    .context("repairing a chunk")?;
+                self.bump(stat::CHUNK_BYTES, data.len() as i64 - old_len as i64)?;
+                ChunkWrite::Repaired
+            }
+            None => {
+                self.chunks
+                    .insert(id.as_bytes(), data)
+                    .context("writing a replica chunk")?;
+                self.bump(stat::CHUNKS, 1)?;
+                self.bump(stat::CHUNK_BYTES, data.len() as i64)?;
+                ChunkWrite::Added
+            }
+        };
+        self.holds
+            .insert(id.as_bytes(), 1)
+            .context("writing a replica chunk")?;
+        Ok(outcome)
+    }
+
+    fn replica_manifest(&mut self, manifest: &Manifest) -> Result<bool, StoreError> {
+        let id = manifest.object_id();
+        if self
+            .replica_manifests
+            .get(id.as_bytes())
+            .context("writing a replica manifest")?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        self.replica_manifests
+            .insert(id.as_bytes(), manifest.encode().as_slice())
+            .context("writing a replica manifest")?;
+        Ok(true)
+    }
+
+    fn replica_name(
+        &mut self,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        register: &NameRegister,
+    ) -> Result<bool, StoreError> {
+        let k = (bucket.as_str(), key.as_str());
+        let ours = self
+            .replica_names
+            .get(k)
+            .context("writing a replica name")?
+            .and_then(|v| tables::decode_register(v.value()));
+        if ours.is_some_and(|ours| ours.entry >= register.entry) {
+            return Ok(false);
+        }
+        self.replica_names
+            .insert(k, tables::encode_register(register).as_slice())
+            .context("writing a replica name")?;
+        Ok(true)
+    }
+
+    fn corrupt(&mut self, id: &ChunkId) -> Result<(), StoreError> {
+        let mut bytes = self
+            .chunks
+            .get(id.as_bytes())
+            .context("corrupting a chunk")?
+            .ok_or(StoreError::MissingChunk(*id))?
+            .value()
+            .to_vec();
+        match bytes.first_mut() {
+            Some(b) => *b ^= 0xff,
+            None => bytes.push(0xff),
+        }
+        self.chunks
+            .insert(id.as_bytes(), bytes.as_slice())
+            .context("corrupting a chunk")?;
         Ok(())
     }
 
@@ -543,6 +773,7 @@ fn free_orphans(store: &Store) -> Result<usize, StoreError> {
                 .get(id.as_bytes())
                 .context("freeing orphan chunks")?
                 .is_none()
+                && !t.is_held(&id)?
             {
                 orphans.push(id);
             }

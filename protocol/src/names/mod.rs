@@ -39,7 +39,7 @@ mod listing;
 mod table;
 
 pub use hlc::{ClockError, Hlc, HlcClock};
-pub use listing::{NamePage, merge_pages};
+pub use listing::{NamePage, RegisterPage, merge_pages, merge_register_pages};
 pub use table::{NameEntry, NameTable, NameValue};
 
 #[cfg(test)]

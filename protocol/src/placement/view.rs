@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::membership::{NodeId, NodeMeta};
+use crate::membership::{MemberInfo, MemberState, NodeId, NodeMeta};
 use crate::placement::PlacementError;
 
 /// A node as placement sees it.
@@ -52,6 +52,29 @@ impl View {
         Ok(Self { nodes })
     }
 
+    /// The view a node places data on: itself (`me`, described by its own
+    /// settings) and every other member that is alive and has told its zone
+    /// and capacity. Suspect, dead and departed members are left out, and so
+    /// is a member whose metadata has not arrived yet (its zone is unknown).
+    /// A member listed twice counts once, with its last description.
+    pub fn from_members<'a>(
+        me: NodeSpec,
+        members: impl IntoIterator<Item = &'a MemberInfo>,
+    ) -> Self {
+        let mut view = Self {
+            nodes: vec![me.clone()],
+        };
+        for member in members {
+            if member.id.node == me.id || member.state != MemberState::Alive {
+                continue;
+            }
+            if let Some(meta) = member.meta.as_ref().filter(|m| m.id.node == member.id.node) {
+                view = view.with(NodeSpec::from(meta));
+            }
+        }
+        view
+    }
+
     /// The nodes, sorted by id.
     pub fn nodes(&self) -> &[NodeSpec] {
         &self.nodes
@@ -90,5 +113,58 @@ impl View {
     /// Whether the view has no node.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::MemberId;
+
+    fn member(n: u64, state: MemberState, zone: Option<&str>) -> MemberInfo {
+        let id = MemberId {
+            node: NodeId::synthetic(n),
+            generation: 1,
+            addr: None,
+        };
+        MemberInfo {
+            id,
+            state,
+            incarnation: 0,
+            last_heard: None,
+            meta: zone.map(|z| NodeMeta {
+                id,
+                zone: z.into(),
+                capacity: n,
+                version: "0".into(),
+                p2p_addrs: Vec::new(),
+                client_addr: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_view_holds_me_and_the_alive_members_whose_zone_is_known() {
+        let me = NodeSpec::new(NodeId::synthetic(1), "mine", 1);
+        let members = [
+            member(1, MemberState::Alive, Some("stale")),
+            member(2, MemberState::Alive, Some("b")),
+            member(3, MemberState::Suspect, Some("c")),
+            member(4, MemberState::Dead, Some("d")),
+            member(5, MemberState::Alive, None),
+            member(6, MemberState::Alive, Some("f")),
+        ];
+        let view = View::from_members(me.clone(), &members);
+        let ids: Vec<NodeId> = view.nodes().iter().map(|n| n.id).collect();
+        assert_eq!(
+            ids,
+            [
+                NodeId::synthetic(1),
+                NodeId::synthetic(2),
+                NodeId::synthetic(6)
+            ]
+        );
+        assert_eq!(view.node(&me.id), Some(&me), "my own settings win");
+        assert_eq!(view.node(&NodeId::synthetic(6)).unwrap().capacity, 6);
     }
 }

@@ -31,6 +31,7 @@
 
 mod digest;
 mod gc;
+mod message;
 mod quorum;
 mod read;
 mod repair;
@@ -38,7 +39,8 @@ mod write;
 
 pub use digest::{DigestEntry, DigestError, EntryDiff, PartitionDigest, diff_entries};
 pub use gc::{ChunkLedger, ChunkRefs, GcError, GcVerdict, gc_verdict};
-pub use quorum::{QuorumError, QuorumState, WriteQuorum};
-pub use read::read_order;
+pub use message::{NameRegister, ReplicaRequest, ReplicaResponse};
+pub use quorum::{QuorumError, QuorumState, WriteQuorum, effective_quorum};
+pub use read::{ReadOutcome, read_order, read_repair_targets};
 pub use repair::{RepairPlan, Transfer, repair_plan, under_replicated};
 pub use write::{Hint, WritePlan, write_plan, write_targets};

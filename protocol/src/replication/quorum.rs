@@ -121,6 +121,14 @@ impl WriteQuorum {
     }
 }
 
+/// The W a write needs when the layout has `replicas` copies per partition:
+/// the configured `w`, but never more than there are replicas (a cluster of
+/// two with W = 2 still writes; a cluster of one needs its own ack), and at
+/// least 1.
+pub fn effective_quorum(w: usize, replicas: usize) -> usize {
+    w.min(replicas).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +182,13 @@ mod tests {
         assert!(WriteQuorum::new([n(1)], 0).is_err());
         let err = WriteQuorum::new([n(1), n(1)], 2).unwrap_err();
         assert_eq!(err, QuorumError::Unreachable { w: 2, targets: 1 });
+    }
+
+    #[test]
+    fn the_effective_quorum_never_exceeds_the_replicas() {
+        assert_eq!(effective_quorum(2, 3), 2);
+        assert_eq!(effective_quorum(2, 1), 1);
+        assert_eq!(effective_quorum(3, 2), 2);
+        assert_eq!(effective_quorum(0, 3), 1);
     }
 }

@@ -54,6 +54,38 @@ pub fn read_order(
     nodes
 }
 
+/// What one replica answered when asked for an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// It sent the item and the item verified.
+    Found,
+    /// It does not hold the item.
+    Missing,
+    /// Its copy (or what it sent) did not match the item's hash.
+    Corrupt,
+    /// It did not answer (down, cut off, timed out, refused).
+    Unreachable,
+}
+
+/// Read repair: the replicas to send the item to after a read, given what
+/// each replica asked answered. Those that lacked the item or held a corrupt
+/// copy get it — but only once some replica had it right, since there is
+/// nothing to repair from otherwise. Unreachable replicas are left to hinted
+/// handoff and anti-entropy: a push to them would only time out again.
+pub fn read_repair_targets(outcomes: &[(NodeId, ReadOutcome)]) -> Vec<NodeId> {
+    if !outcomes.iter().any(|(_, o)| *o == ReadOutcome::Found) {
+        return Vec::new();
+    }
+    let mut targets: Vec<NodeId> = Vec::new();
+    for (node, outcome) in outcomes {
+        if matches!(outcome, ReadOutcome::Missing | ReadOutcome::Corrupt) && !targets.contains(node)
+        {
+            targets.push(*node);
+        }
+    }
+    targets
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +148,19 @@ mod tests {
         );
         assert!(!order.contains(&current[0]));
         assert_eq!(order.len(), 2 + old.len());
+    }
+
+    #[test]
+    fn read_repair_targets_the_replicas_that_missed_once_one_had_it() {
+        use ReadOutcome::*;
+        let outcomes = [
+            (n(1), Corrupt),
+            (n(2), Unreachable),
+            (n(3), Missing),
+            (n(4), Found),
+        ];
+        assert_eq!(read_repair_targets(&outcomes), [n(1), n(3)]);
+        assert!(read_repair_targets(&[(n(1), Missing), (n(2), Corrupt)]).is_empty());
+        assert!(read_repair_targets(&[(n(1), Found)]).is_empty());
     }
 }

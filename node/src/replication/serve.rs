@@ -1,0 +1,208 @@
+//! The replica side: answers other nodes' replica requests (and this node's
+//! own, when it is an owner — the coordinator calls [`Replication::answer`]
+//! directly). Input from peers is checked before anything is stored: names
+//! are parsed, chunks re-hashed, stamps too far in the future refused.
+
+use std::sync::Arc;
+
+use futures::{AsyncWriteExt, StreamExt};
+use libp2p::PeerId;
+use libp2p_stream::IncomingStreams;
+use stemma_protocol::membership::MemberState;
+use stemma_protocol::replication::{NameRegister, ReplicaRequest, ReplicaResponse};
+use stemma_protocol::wire::MAX_LIST_PAGE;
+use stemma_protocol::{BucketName, ObjectKey};
+use tokio::sync::Semaphore;
+
+use super::Replication;
+use super::transport::{CALL_TIMEOUT, read_message, write_message};
+use crate::store::{ChunkWrite, StoreError};
+
+/// Replica requests served at once; further streams wait (backpressure).
+const MAX_INBOUND: usize = 64;
+
+/// Answers peers' replica streams until the node stops.
+pub(crate) async fn serve(replication: Arc<Replication>, mut incoming: IncomingStreams) {
+    let permits = Arc::new(Semaphore::new(MAX_INBOUND));
+    while let Some((peer, stream)) = incoming.next().await {
+        if replication.p2p.faults.is_dropped(&peer) {
+            continue;
+        }
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let replication = replication.clone();
+        tokio::spawn(async move {
+            if let Err(e) = replication.answer_stream(peer, stream).await {
+                tracing::debug!(%peer, error = %e, "replica request failed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+fn refused(why: impl std::fmt::Display) -> ReplicaResponse {
+    ReplicaResponse::Refused(why.to_string())
+}
+
+impl Replication {
+    async fn answer_stream(&self, peer: PeerId, mut stream: libp2p::Stream) -> std::io::Result<()> {
+        let request = tokio::time::timeout(CALL_TIMEOUT, read_message(&mut stream)).await;
+        let response = match request {
+            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+            Ok(Err(e)) => {
+                // A malformed or oversized frame: say why, then close.
+                self.metrics.replication.refused_requests.inc();
+                tracing::info!(%peer, error = %e, "malformed replica request refused");
+                refused(format!("malformed request: {e}"))
+            }
+            Ok(Ok(request)) if self.is_member(&peer).await => self.answer(request).await,
+            Ok(Ok(_)) => {
+                self.metrics.replication.refused_requests.inc();
+                tracing::info!(%peer, "replica request from a non-member refused");
+                refused("not a member of this cluster")
+            }
+        };
+        write_message(&mut stream, &response).await?;
+        stream.close().await
+    }
+
+    /// Whether `peer` is a member this node sees alive or suspect: only
+    /// members may store or read replicas here.
+    async fn is_member(&self, peer: &PeerId) -> bool {
+        let Some(node) = crate::p2p::node_of(peer) else {
+            return false;
+        };
+        self.p2p.members().await.iter().any(|(m, _)| {
+            m.id.node == node && matches!(m.state, MemberState::Alive | MemberState::Suspect)
+        })
+    }
+
+    /// Carries out one replica request on this node's store.
+    pub(crate) async fn answer(&self, request: ReplicaRequest) -> ReplicaResponse {
+        let outcome = match request {
+            ReplicaRequest::PutChunk { id, data } => {
+                if !id.matches(&data) {
+                    self.metrics.replication.refused_chunks.inc();
+                    self.metrics.replication.refused_requests.inc();
+                    tracing::warn!(chunk = %id, "a chunk whose bytes do not match its id was refused");
+                    return refused(format!("the bytes sent do not match chunk {id}"));
+                }
+                let len = data.len() as u64;
+                self.writer.replica_chunk(id, data).await.map(|w| {
+                    if w == ChunkWrite::Repaired {
+                        tracing::info!(chunk = %id, "corrupt chunk replaced by a good copy");
+                    }
+                    ReplicaResponse::Stored {
+                        new_bytes: if w == ChunkWrite::Present { 0 } else { len },
+                    }
+                })
+            }
+            ReplicaRequest::PutManifest { manifest } => self
+                .writer
+                .replica_manifest(manifest)
+                .await
+                .map(|_| ReplicaResponse::Stored { new_bytes: 0 }),
+            ReplicaRequest::PutName {
+                bucket,
+                key,
+                register,
+            } => return self.put_name_here(&bucket, &key, register).await,
+            ReplicaRequest::GetChunk { id } => {
+                let store = self.store.clone();
+                match blocking(move || store.read_chunk(&id)).await {
+                    Ok(Some(data)) => Ok(ReplicaResponse::Chunk(data)),
+                    Ok(None) => Ok(ReplicaResponse::Missing),
+                    Err(StoreError::Corrupt(_)) => {
+                        tracing::error!(chunk = %id, "corrupt chunk in the store: not served");
+                        Ok(ReplicaResponse::Corrupt)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            ReplicaRequest::GetManifest { object } => {
+                let store = self.store.clone();
+                blocking(move || store.replica_manifest(&object))
+                    .await
+                    .map(|m| m.map_or(ReplicaResponse::Missing, ReplicaResponse::Manifest))
+            }
+            ReplicaRequest::GetName { bucket, key } => {
+                let (bucket, key) = match parse(&bucket, &key) {
+                    Ok(parsed) => parsed,
+                    Err(why) => return why,
+                };
+                let store = self.store.clone();
+                blocking(move || store.replica_name(&bucket, &key))
+                    .await
+                    .map(ReplicaResponse::Name)
+            }
+            ReplicaRequest::ListNames {
+                bucket,
+                prefix,
+                start_after,
+                limit,
+            } => {
+                let Ok(bucket) = BucketName::parse(&bucket) else {
+                    return refused(format!("invalid bucket {bucket:?}"));
+                };
+                let limit = limit.clamp(1, MAX_LIST_PAGE) as usize;
+                let store = self.store.clone();
+                blocking(move || {
+                    store.list_replica_names(&bucket, &prefix, start_after.as_deref(), limit)
+                })
+                .await
+                .map(|(entries, more)| ReplicaResponse::Names { entries, more })
+            }
+        };
+        outcome.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "replica request failed in the store");
+            refused(e)
+        })
+    }
+
+    async fn put_name_here(
+        &self,
+        bucket: &str,
+        key: &str,
+        register: NameRegister,
+    ) -> ReplicaResponse {
+        let (bucket, key) = match parse(bucket, key) {
+            Ok(parsed) => parsed,
+            Err(why) => return why,
+        };
+        if register.entry.stamp.node != self.me.id {
+            let observed = self
+                .clock
+                .lock()
+                .expect("clock lock")
+                .observe(register.entry.stamp, crate::clock::unix_millis());
+            if let Err(e) = observed {
+                self.metrics.replication.refused_requests.inc();
+                return refused(e);
+            }
+        }
+        match self.writer.replica_name(bucket, key, register).await {
+            Ok(_) => ReplicaResponse::Stored { new_bytes: 0 },
+            Err(e) => refused(e),
+        }
+    }
+}
+
+#[allow(clippy::result_large_err)]
+fn parse(bucket: &str, key: &str) -> Result<(BucketName, ObjectKey), ReplicaResponse> {
+    let bucket = BucketName::parse(bucket).map_err(refused)?;
+    let key = ObjectKey::parse(key).map_err(refused)?;
+    Ok((bucket, key))
+}
+
+/// Runs a store read on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Storage {
+            context: "running a read",
+            message: e.to_string(),
+        })?
+}

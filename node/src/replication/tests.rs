@@ -1,0 +1,160 @@
+//! The replica side against a real store: what peers send is checked before
+//! it is stored, registers merge by the CRDT rule, and held replicas survive
+//! a restart's orphan sweep.
+
+use std::sync::Arc;
+
+use stemma_protocol::membership::NodeId;
+use stemma_protocol::names::{Hlc, NameEntry, NameValue};
+use stemma_protocol::placement::{NodeSpec, PlacementConfig};
+use stemma_protocol::replication::{NameRegister, ReplicaRequest, ReplicaResponse};
+use stemma_protocol::{ChunkId, ManifestBuilder, ObjectId};
+
+use super::{Replication, Settings};
+use crate::metrics::Metrics;
+use crate::p2p::P2pHandle;
+use crate::store::{Durability, Store};
+
+fn replication(dir: &std::path::Path) -> Arc<Replication> {
+    let (store, writer) = Store::open(dir, Durability::Immediate).unwrap();
+    Replication::new(Settings {
+        store,
+        writer,
+        p2p: P2pHandle::detached(),
+        control: libp2p_stream::Behaviour::new().new_control(),
+        me: NodeSpec::new(NodeId::synthetic(1), "z", 1),
+        config: PlacementConfig::default(),
+        write_quorum: 2,
+        metrics: Arc::new(Metrics::default()),
+    })
+}
+
+fn register(wall: u64, node: u64, object: u8) -> NameRegister {
+    NameRegister {
+        entry: NameEntry {
+            stamp: Hlc::new(wall, 0, NodeId::synthetic(node)),
+            value: NameValue::Object(ObjectId::from_bytes([object; 32])),
+        },
+        size: 3,
+        modified_ms: wall,
+    }
+}
+
+#[tokio::test]
+async fn a_chunk_whose_bytes_do_not_match_its_id_is_refused_counted_and_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = replication(dir.path());
+    let id = ChunkId::of(b"the real bytes");
+    let answer = r
+        .answer(ReplicaRequest::PutChunk {
+            id,
+            data: b"other bytes".to_vec(),
+        })
+        .await;
+    assert!(matches!(answer, ReplicaResponse::Refused(_)), "{answer:?}");
+    assert_eq!(r.metrics.replication.refused_chunks.get(), 1);
+    assert_eq!(
+        r.answer(ReplicaRequest::GetChunk { id }).await,
+        ReplicaResponse::Missing
+    );
+    let good = ReplicaRequest::PutChunk {
+        id,
+        data: b"the real bytes".to_vec(),
+    };
+    assert_eq!(
+        r.answer(good.clone()).await,
+        ReplicaResponse::Stored { new_bytes: 14 }
+    );
+    assert_eq!(
+        r.answer(good).await,
+        ReplicaResponse::Stored { new_bytes: 0 }
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_copy_is_reported_and_replaced_by_a_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = replication(dir.path());
+    let data = b"some chunk".to_vec();
+    let id = ChunkId::of(&data);
+    let put = ReplicaRequest::PutChunk {
+        id,
+        data: data.clone(),
+    };
+    r.answer(put.clone()).await;
+    r.writer.corrupt_for_tests(id).await.unwrap();
+    assert_eq!(
+        r.answer(ReplicaRequest::GetChunk { id }).await,
+        ReplicaResponse::Corrupt
+    );
+    r.answer(put).await;
+    assert_eq!(
+        r.answer(ReplicaRequest::GetChunk { id }).await,
+        ReplicaResponse::Chunk(data)
+    );
+}
+
+#[tokio::test]
+async fn name_registers_merge_by_the_newest_stamp_and_bad_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = replication(dir.path());
+    let put = |register| ReplicaRequest::PutName {
+        bucket: "photos".into(),
+        key: "cat".into(),
+        register,
+    };
+    let get = ReplicaRequest::GetName {
+        bucket: "photos".into(),
+        key: "cat".into(),
+    };
+    let (older, newer) = (register(1_000, 2, 1), register(2_000, 3, 2));
+    for first in [newer, older] {
+        r.answer(put(first)).await;
+    }
+    assert_eq!(r.answer(get).await, ReplicaResponse::Name(Some(newer)));
+    let bad = ReplicaRequest::PutName {
+        bucket: "No Such Bucket".into(),
+        key: "k".into(),
+        register: newer,
+    };
+    assert!(matches!(r.answer(bad).await, ReplicaResponse::Refused(_)));
+    // A stamp far in the future is refused: it would drag our clock along.
+    let future = register(u64::MAX / 2, 2, 9);
+    assert!(matches!(
+        r.answer(put(future)).await,
+        ReplicaResponse::Refused(_)
+    ));
+}
+
+#[tokio::test]
+async fn held_replicas_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = b"held by a replica".to_vec();
+    let id = ChunkId::of(&data);
+    let mut builder = ManifestBuilder::new(None);
+    builder.push_chunk(&data);
+    let manifest = builder.finish();
+    let object = manifest.object_id();
+    {
+        let r = replication(dir.path());
+        r.answer(ReplicaRequest::PutChunk {
+            id,
+            data: data.clone(),
+        })
+        .await;
+        r.answer(ReplicaRequest::PutManifest {
+            manifest: manifest.clone(),
+        })
+        .await;
+        r.writer.close().await;
+    }
+    let r = replication(dir.path());
+    assert_eq!(
+        r.answer(ReplicaRequest::GetChunk { id }).await,
+        ReplicaResponse::Chunk(data)
+    );
+    assert_eq!(
+        r.answer(ReplicaRequest::GetManifest { object }).await,
+        ReplicaResponse::Manifest(manifest)
+    );
+}

@@ -1,0 +1,169 @@
+//! The node-to-node replica protocol, version 1 (`/stemma/replica/1`): one
+//! request and one response per stream, each a length-prefixed postcard frame
+//! (the same framing and limit as the client protocol,
+//! [`MAX_FRAME_LEN`](crate::wire::MAX_FRAME_LEN), so a full chunk fits).
+//!
+//! Names and buckets travel as text and are parsed by the receiver; a chunk
+//! travels with its id and the receiver re-hashes it before storing; a manifest
+//! is checked against the object id it is requested by. Field order is part of
+//! the format: add variants at the end, never reorder.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::NameEntry;
+use crate::{ChunkId, Manifest, ObjectId};
+
+/// A name's replicated register and what a listing shows of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameRegister {
+    /// The last-writer-wins register: stamp and object (or tombstone).
+    pub entry: NameEntry,
+    /// The object's size in bytes (0 for a tombstone).
+    pub size: u64,
+    /// When the name was written, in milliseconds since the Unix epoch.
+    pub modified_ms: u64,
+}
+
+/// What a coordinator asks a replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaRequest {
+    /// Store a chunk durably. The replica checks `data` against `id`; a stored
+    /// copy that no longer matches its hash is replaced (repair).
+    PutChunk {
+        /// The chunk id.
+        id: ChunkId,
+        /// Its bytes.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Store a manifest durably (its chunks live on their own owners).
+    PutManifest {
+        /// The manifest; its id is the hash of its encoding.
+        manifest: Manifest,
+    },
+    /// Merge a name's register durably by the last-writer-wins rule.
+    PutName {
+        /// Bucket name (parsed by the replica).
+        bucket: String,
+        /// Key (parsed by the replica).
+        key: String,
+        /// The register.
+        register: NameRegister,
+    },
+    /// Read a chunk.
+    GetChunk {
+        /// The chunk id.
+        id: ChunkId,
+    },
+    /// Read a manifest.
+    GetManifest {
+        /// The object id.
+        object: ObjectId,
+    },
+    /// Read a name's register (tombstones included).
+    GetName {
+        /// Bucket name.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+    /// Up to `limit` registers of `bucket` whose keys start with `prefix`,
+    /// after `start_after`, tombstones included, in key order.
+    ListNames {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix; empty for all.
+        prefix: String,
+        /// Continue after this key.
+        start_after: Option<String>,
+        /// At most this many (capped by the replica).
+        limit: u32,
+    },
+}
+
+/// A replica's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaResponse {
+    /// Stored durably; `new_bytes` were added (0 if it was already there).
+    Stored {
+        /// Bytes the write added to the replica's store.
+        new_bytes: u64,
+    },
+    /// The chunk asked for, verified by the replica.
+    Chunk(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The manifest asked for.
+    Manifest(Manifest),
+    /// The name asked for: `None` if the replica has no register for it.
+    Name(Option<NameRegister>),
+    /// A page of registers, and whether the replica has more after it.
+    Names {
+        /// `(key, register)`, sorted by key.
+        entries: Vec<(String, NameRegister)>,
+        /// Whether more keys follow the last one.
+        more: bool,
+    },
+    /// The replica does not hold what was asked for.
+    Missing,
+    /// The replica's copy no longer matches its hash; it was not sent.
+    Corrupt,
+    /// The request was refused (bad input, not a member, store failure); the
+    /// message says why. Nothing was stored.
+    Refused(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::NodeId;
+    use crate::names::{Hlc, NameValue};
+    use crate::wire::{self, FrameError};
+
+    fn roundtrip<T: Serialize + for<'a> Deserialize<'a> + PartialEq + std::fmt::Debug>(msg: &T) {
+        let mut buf = Vec::new();
+        wire::encode(msg, &mut buf).unwrap();
+        let back: T = wire::decode(&buf[wire::FRAME_HEADER_LEN..]).unwrap();
+        assert_eq!(&back, msg);
+    }
+
+    #[test]
+    fn every_message_round_trips_and_a_full_chunk_fits_in_a_frame() {
+        let data = vec![7u8; 1 << 20];
+        roundtrip(&ReplicaRequest::PutChunk {
+            id: ChunkId::of(&data),
+            data: data.clone(),
+        });
+        roundtrip(&ReplicaResponse::Chunk(data));
+        let register = NameRegister {
+            entry: NameEntry {
+                stamp: Hlc::new(5, 1, NodeId::synthetic(3)),
+                value: NameValue::Object(ObjectId::from_bytes([9; 32])),
+            },
+            size: 12,
+            modified_ms: 5,
+        };
+        roundtrip(&ReplicaRequest::PutName {
+            bucket: "b".into(),
+            key: "k".into(),
+            register,
+        });
+        roundtrip(&ReplicaResponse::Names {
+            entries: vec![("k".into(), register)],
+            more: true,
+        });
+        roundtrip(&ReplicaResponse::Refused("no".into()));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [
+            &[][..],
+            &[0xff; 3][..],
+            &[0, 0xff, 0xff, 0xff, 0xff, 0x0f][..],
+        ] {
+            assert!(matches!(
+                wire::decode::<ReplicaRequest>(bytes),
+                Err(FrameError::Malformed(_) | FrameError::Trailing(_))
+            ));
+        }
+    }
+}
