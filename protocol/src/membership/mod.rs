@@ -211,6 +211,8 @@ struct Io {
     outputs: Vec<Output>,
     /// State of the generator that picks whom to pull the member list from.
     pick: u64,
+    /// When a piece of a full member list last arrived.
+    last_list: Option<Duration>,
 }
 
 impl Runtime<MemberId> for Io {
@@ -304,6 +306,7 @@ impl Membership {
                 stats: MembershipStats::default(),
                 outputs: Vec::new(),
                 pick: seed ^ 0x5157_5F53_594E_4321,
+                last_list: None,
             },
         };
         membership.schedule_sync();
@@ -347,16 +350,21 @@ impl Membership {
     }
 
     /// Records `members` as alive without telling anyone, as a full member
-    /// list from a peer would. For a simulation that starts from a settled
+    /// list from a peer arriving at `now` would. For a simulation that starts from a settled
     /// cluster; a node learns its members by joining.
-    pub fn learn_members(&mut self, members: impl IntoIterator<Item = MemberId>) {
+    pub fn learn_members(&mut self, members: impl IntoIterator<Item = MemberId>, now: Duration) {
+        self.io.last_list = Some(now);
         let me = self.me();
-        let updates = members
+        // Collected first, so that the member list is allocated once, to size.
+        let updates: Vec<_> = members
             .into_iter()
             .filter(|id| id.node != me.node)
-            .map(|id| foca::Member::new(id, 0, State::Alive));
+            .map(|id| foca::Member::new(id, 0, State::Alive))
+            .collect();
         // Only an update about ourselves can fail, and those are filtered out.
-        let _ = self.swim.apply_many(updates, false, &mut self.io);
+        let _ = self
+            .swim
+            .apply_many(updates.into_iter(), false, &mut self.io);
         self.after_input();
     }
 
@@ -422,6 +430,7 @@ impl Membership {
             KIND_MEMBERS => {
                 let list: Vec<(MemberId, u16, u8)> = postcard::from_bytes(body)
                     .map_err(|e| MembershipError::Malformed(e.to_string()))?;
+                self.io.last_list = Some(now);
                 let mut updates = Vec::with_capacity(list.len());
                 for (id, incarnation, state) in list {
                     let state = match state {
@@ -450,11 +459,20 @@ impl Membership {
     }
 
     /// Handles a timer that fired at time `now`.
-    pub fn handle_timer(&mut self, timer: MembershipTimer, _now: Duration) {
+    pub fn handle_timer(&mut self, timer: MembershipTimer, now: Duration) {
         let timer = match timer.0 {
             TimerKind::Swim(timer) => timer,
             TimerKind::Sync => {
-                self.pull_members();
+                // A full list received within the interval (at join, say)
+                // makes this pull redundant.
+                let recent = self
+                    .io
+                    .last_list
+                    .zip(self.sync_interval())
+                    .is_some_and(|(at, interval)| now.saturating_sub(at) < interval / 2);
+                if !recent {
+                    self.pull_members();
+                }
                 self.schedule_sync();
                 self.after_input();
                 return;
@@ -604,20 +622,30 @@ impl Membership {
     /// Arms the next pull: `sync_interval` up to 32 members, then one more
     /// interval per doubling (memberlist's push-pull scale), so the bytes each
     /// member spends on it stay flat as the cluster grows.
+    /// The wait until the next pull is drawn between half and one and a half
+    /// times that, so that members started together do not pull together.
     fn schedule_sync(&mut self) {
-        let Some(base) = self.io.config.sync_interval else {
+        let Some(interval) = self.sync_interval() else {
             return;
         };
+        self.io.pick = next_random(self.io.pick);
+        let factor = 0.5 + (self.io.pick >> 11) as f64 / (1u64 << 53) as f64;
+        self.io.outputs.push(Output::Timer {
+            timer: MembershipTimer(TimerKind::Sync),
+            after: interval.mul_f64(factor),
+        });
+    }
+
+    /// The pull interval at the current size.
+    fn sync_interval(&self) -> Option<Duration> {
+        let base = self.io.config.sync_interval?;
         let n = self.swim.num_members() + 1;
         let scale = if n <= 32 {
             1
         } else {
             (n as f64).log2().ceil() as u32 - 4
         };
-        self.io.outputs.push(Output::Timer {
-            timer: MembershipTimer(TimerKind::Sync),
-            after: base * scale,
-        });
+        Some(base * scale)
     }
 
     /// Follow-ups of an input: send our metadata straight to members that just

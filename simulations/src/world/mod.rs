@@ -700,11 +700,14 @@ impl World {
         if settled {
             // As after a join long ago: everyone known, timers at random phases.
             let n = self.scenario.nodes;
-            swim.learn_members((0..n).map(|i| MemberId {
-                node: node_id(i, 0),
-                generation: 0,
-                addr: None,
-            }));
+            swim.learn_members(
+                (0..n).map(|i| MemberId {
+                    node: node_id(i, 0),
+                    generation: 0,
+                    addr: None,
+                }),
+                Duration::ZERO,
+            );
             self.timer_jitter = self.config.swim.probe_period.as_micros() as Micros;
         } else if let Some(via) = via {
             swim.join(via);
