@@ -82,11 +82,6 @@ impl Network {
         self.rules.retain(|r| r.id != id);
     }
 
-    /// Whether any rule is in force.
-    pub fn has_rules(&self) -> bool {
-        !self.rules.is_empty()
-    }
-
     /// Whether a rule in force stops messages between `a` and `b` in either
     /// direction.
     pub fn separated(&self, a: u32, b: u32) -> bool {

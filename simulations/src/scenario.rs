@@ -517,6 +517,26 @@ impl Scenario {
         }
         positive("duration", self.duration)?;
         positive("sample_interval", self.sample_interval)?;
+        if self.sample_interval < 1e-3 {
+            return Err("sample_interval: at least 0.001 s".into());
+        }
+        let m = &self.membership;
+        for (name, value) in [
+            ("membership.probe_period_ms", m.probe_period_ms),
+            ("membership.probe_rtt_ms", m.probe_rtt_ms),
+            (
+                "membership.suspect_to_down_after_ms",
+                m.suspect_to_down_after_ms,
+            ),
+            ("membership.announce_every_ms", m.announce_every_ms),
+        ] {
+            if let Some(x) = value {
+                positive(name, x)?;
+                if x < 1.0 {
+                    return Err(format!("{name} = {x}: at least 1 ms"));
+                }
+            }
+        }
         if self.membership.join_window < 0.0 {
             return Err("membership.join_window: must not be negative".into());
         }
@@ -564,6 +584,9 @@ impl Scenario {
                 return Err("lineage.edits_per_s: must not be negative".into());
             }
             positive("lineage.sync_interval_s", l.sync_interval_s)?;
+            if l.sync_interval_s < 1e-3 {
+                return Err("lineage.sync_interval_s: at least 0.001 s".into());
+            }
             if l.push_fanout == 0 {
                 return Err("lineage.push_fanout = 0: push to at least one peer".into());
             }
@@ -651,8 +674,12 @@ impl TimedEvent {
                 }
             }
             Action::Partition => {
-                let by_sides = self.sides.as_ref().is_some_and(|s| s.len() >= 2);
-                if !by_sides && self.fraction.is_none() {
+                if let Some(sides) = &self.sides
+                    && !(2..=254).contains(&sides.len())
+                {
+                    return Err("sides: between 2 and 254 lists of zones".into());
+                }
+                if self.sides.is_none() && self.fraction.is_none() {
                     return Err("partition needs sides = [[zones…], [zones…]] or fraction".into());
                 }
                 if let Some(sides) = &self.sides
@@ -793,6 +820,16 @@ mod tests {
             "nodes = 3\nduration = 5\nzones = 2\n[[event]]\nat = 1\naction = \"cut\"\nfrom_zones = [0]\nto_zones = [5]\n",
         );
         assert!(e.contains("zones are numbered"), "{e}");
+        let e = Scenario::parse(MINIMAL, "t", &["membership.probe_period_ms=-1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("membership.probe_period_ms"), "{e}");
+        let e = err(
+            "nodes = 3\nduration = 5\n[[event]]\nat = 1\naction = \"partition\"\nsides = [[0]]\n",
+        );
+        assert!(e.contains("between 2 and 254"), "{e}");
+        let e = err("nodes = 3\nduration = 5\nsample_interval = 1e-9\n");
+        assert!(e.contains("sample_interval"), "{e}");
         assert!(matches!(
             Scenario::parse(MINIMAL, "t", &["loss".into()]),
             Err(ScenarioError::Override(_))

@@ -217,10 +217,10 @@ fn scenario_at(base: &Scenario, point: &Point) -> Result<Scenario, ScenarioError
 
 /// The sweep table: one row per run, the parameters, the seed and every figure.
 pub fn sweep_csv(points: &[Point], results: &[BTreeMap<String, f64>]) -> String {
-    let columns: Vec<&String> = results
-        .first()
-        .map(|r| r.keys().collect())
-        .unwrap_or_default();
+    // Every figure any run has (an unset one, like a convergence that never
+    // happened, is an empty cell).
+    let columns: std::collections::BTreeSet<&String> =
+        results.iter().flat_map(|r| r.keys()).collect();
     let mut out = String::new();
     if let Some(p) = points.first() {
         for (path, _) in &p.values {

@@ -516,9 +516,11 @@ impl Membership {
         self.after_input();
     }
 
-    /// Takes the outputs produced so far.
-    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
-        self.io.outputs.drain(..)
+    /// Takes the outputs produced so far. (The buffer goes with them, so that
+    /// a burst — the Up events of a whole member list — does not keep its
+    /// memory for the node's lifetime.)
+    pub fn drain_outputs(&mut self) -> std::vec::IntoIter<Output> {
+        std::mem::take(&mut self.io.outputs).into_iter()
     }
 
     /// Every member this node knows, itself first.

@@ -147,6 +147,8 @@ impl World {
         let Some(part) = self.lineage.as_mut() else {
             return;
         };
+        part.sessions
+            .retain(|_, s| s.sides[0].0 != slot && s.sides[1].0 != slot);
         let now = self.now;
         let mut done = Vec::new();
         for (k, p) in part.pending.iter_mut().enumerate() {
@@ -172,8 +174,9 @@ impl World {
                 if n.process != process || !n.life.is_live() {
                     return;
                 }
+                let part = self.lineage.as_mut().expect("lineage");
                 if n.life == Life::Up
-                    && let Some(peer) = self.pick_live(Some(node))
+                    && let Some(peer) = super::pick_live(&self.nodes, &mut part.rng, Some(node))
                 {
                     self.open_session(node, peer);
                 }
@@ -197,11 +200,13 @@ impl World {
         if self.now > stop {
             return;
         }
-        let editors = w.editors.unwrap_or(u32::MAX);
-        let editor = self.pick_live(None).filter(|&e| e < editors).or_else(|| {
-            (0..editors.min(self.nodes.len() as u32))
-                .find(|&e| self.nodes[e as usize].life == Life::Up)
-        });
+        let editors = w.editors.unwrap_or(u32::MAX).min(self.nodes.len() as u32);
+        let running: Vec<u32> = (0..editors)
+            .filter(|&e| self.nodes[e as usize].life == Life::Up)
+            .collect();
+        let part = self.lineage.as_mut().expect("lineage");
+        let editor =
+            (!running.is_empty()).then(|| running[part.rng.below(running.len() as u64) as usize]);
         if let Some(editor) = editor {
             let part = self.lineage.as_mut().expect("lineage");
             let n = part.edits;
@@ -244,7 +249,8 @@ impl World {
         let fanout = self.lineage().workload.push_fanout;
         let mut chosen: Vec<u32> = Vec::new();
         for _ in 0..fanout {
-            if let Some(peer) = self.pick_live(Some(node))
+            let part = self.lineage.as_mut().expect("lineage");
+            if let Some(peer) = super::pick_live(&self.nodes, &mut part.rng, Some(node))
                 && !chosen.contains(&peer)
             {
                 chosen.push(peer);
@@ -285,7 +291,6 @@ impl World {
         let part = self.lineage();
         part.messages += 1;
         part.bytes += bytes as u64;
-        self.nodes[from as usize].sent_bytes += bytes as u64;
         let ends = (
             (from, self.nodes[from as usize].zone),
             (to, self.nodes[to as usize].zone),

@@ -180,8 +180,11 @@ pub struct World {
     queue: Queue<Event>,
     nodes: Vec<Node>,
     net: Network,
-    /// Choices of the scenario: who crashes, who to join through.
+    /// Choices of the scenario: who its events hit, who to join through.
     rng: Rng,
+    /// Random departures and stalls: their own stream, so that turning them
+    /// (or lineage) on or off leaves the other choices alone.
+    churn_rng: Rng,
     live: u32,
     correct: u32,
     converged: bool,
@@ -246,6 +249,7 @@ impl World {
                 derive(seed, "network", 0),
             ),
             rng: Rng::new(derive(seed, "scenario", 0)),
+            churn_rng: Rng::new(derive(seed, "churn", 0)),
             config,
             now: 0,
             end,
@@ -317,7 +321,7 @@ impl World {
             && churn.rate > 0.0
         {
             let start = churn.start.unwrap_or(s.membership.join_window + 30.0);
-            let first = start + self.rng.exponential(1.0 / churn.rate);
+            let first = start + self.churn_rng.exponential(1.0 / churn.rate);
             self.queue.push(micros(first), Event::Churn);
         }
         if let Some(stalls) = s.stalls.clone() {
@@ -657,8 +661,11 @@ impl World {
                 self.row("left_all", Some(key.0), format!("after_s={}", round6(took)));
             }
         }
-        // Everyone agrees it is gone: its data must live elsewhere.
-        if !failure.replaced {
+        // Everyone agrees it is gone (and it has not come back since): its
+        // data must live elsewhere.
+        let back = self.nodes[key.0 as usize].identity == key.1
+            && self.nodes[key.0 as usize].life.is_live();
+        if !failure.replaced && !back {
             self.replication_gone(node_id(key.0, key.1));
         }
     }
@@ -890,9 +897,9 @@ impl World {
         let Some(stalls) = self.scenario.stalls.clone() else {
             return;
         };
-        let for_s = stalls.duration_s.sample(&mut self.rng);
+        let for_s = stalls.duration_s.sample(&mut self.churn_rng);
         self.pause(slot, for_s);
-        let next = self.now + micros(for_s + stalls.every_s.sample(&mut self.rng));
+        let next = self.now + micros(for_s + stalls.every_s.sample(&mut self.churn_rng));
         self.queue.push(next, Event::Stall { node: slot });
     }
 
@@ -906,20 +913,21 @@ impl World {
         if self.now > stop {
             return;
         }
-        if let Some(slot) = self.pick_live(None).filter(|_| self.live > 1) {
-            let how = if self.rng.chance(churn.leave_fraction) {
+        let victim = pick_live(&self.nodes, &mut self.churn_rng, None);
+        if let Some(slot) = victim.filter(|_| self.live > 1) {
+            let how = if self.churn_rng.chance(churn.leave_fraction) {
                 Departure::Leave
             } else {
                 Departure::Crash
             };
             self.depart(slot, how);
             if let Some(after) = &churn.restart_after_s {
-                let at = self.now + micros(after.sample(&mut self.rng));
-                let fresh = self.rng.chance(churn.fresh_fraction);
+                let at = self.now + micros(after.sample(&mut self.churn_rng));
+                let fresh = self.churn_rng.chance(churn.fresh_fraction);
                 self.queue.push(at, Event::Restart { node: slot, fresh });
             }
         }
-        let next = self.now + micros(self.rng.exponential(1.0 / churn.rate));
+        let next = self.now + micros(self.churn_rng.exponential(1.0 / churn.rate));
         self.queue.push(next, Event::Churn);
     }
 
@@ -936,20 +944,10 @@ impl World {
         Some(node_id(via, self.nodes[via as usize].identity))
     }
 
-    /// A random running node other than `except`.
+    /// A random running node other than `except`, drawn from the scenario's
+    /// stream.
     fn pick_live(&mut self, except: Option<u32>) -> Option<u32> {
-        let n = self.nodes.len() as u64;
-        let ok = |w: &Self, i: u32| w.nodes[i as usize].life == Life::Up && Some(i) != except;
-        for _ in 0..64 {
-            let i = self.rng.below(n) as u32;
-            if ok(self, i) {
-                return Some(i);
-            }
-        }
-        let start = self.rng.below(n) as u32;
-        (0..n as u32)
-            .map(|k| (start + k) % n as u32)
-            .find(|&i| ok(self, i))
+        pick_live(&self.nodes, &mut self.rng, except)
     }
 
     // ----- the scenario's timeline -----
@@ -1108,9 +1106,10 @@ impl World {
         }
         self.correct = correct;
         if self.converged {
+            // Reconvergence counts from the disruption that broke exact views.
             self.converged = false;
+            self.disrupted_at = self.now;
         }
-        self.disrupted_at = self.now;
         self.check_converged();
     }
 
@@ -1248,6 +1247,22 @@ impl World {
             lineage_delays,
         }
     }
+}
+
+/// A random running node other than `except`, drawn from `rng`.
+fn pick_live(nodes: &[Node], rng: &mut Rng, except: Option<u32>) -> Option<u32> {
+    let n = nodes.len() as u64;
+    let ok = |i: u32| nodes[i as usize].life == Life::Up && Some(i) != except;
+    for _ in 0..64 {
+        let i = rng.below(n) as u32;
+        if ok(i) {
+            return Some(i);
+        }
+    }
+    let start = rng.below(n) as u32;
+    (0..n as u32)
+        .map(|k| (start + k) % n as u32)
+        .find(|&i| ok(i))
 }
 
 fn node_identity(id: &MemberId) -> u32 {
