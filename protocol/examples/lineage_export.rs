@@ -21,7 +21,8 @@
 //!   item a line (`id` plus `\tdistance`, `\treach` or `\ttarget` as the
 //!   query has), in byte order.
 //!
-//! Figures only; nothing is asserted about time.
+//! Figures only; nothing is asserted about time. Runs on mimalloc, the node
+//! binary's allocator, so the queries cost what they cost in the node.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -30,10 +31,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use stemma_protocol::lineage::generate::{self, Starts};
-use stemma_protocol::lineage::query::MAX_LIMIT;
+use stemma_protocol::lineage::query::{MAX_LIMIT, Reached};
 use stemma_protocol::lineage::{
     AuditOptions, EntityId, FindingKind, LineageDoc, Page, PageRequest, RankOptions, Traversal,
 };
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const NOW: i64 = 1_700_000_000_000;
 /// Runs whose answers are written out in full, per query.
@@ -77,8 +81,16 @@ impl Out {
     }
 
     /// Runs `query` once per start (after a warm-up on the first starts) and
-    /// records it. `query` returns the answer as lines.
-    fn time(&mut self, name: &str, starts: &[u32], mut query: impl FnMut(u32) -> Vec<String>) {
+    /// records it. The timer stops when `query` has returned the full answer;
+    /// `lines` then turns it into text for the comparison, untimed (as psql's
+    /// `\timing` stops when the last row has arrived, before printing).
+    fn time<A>(
+        &mut self,
+        name: &str,
+        starts: &[u32],
+        mut query: impl FnMut(u32) -> A,
+        lines: impl Fn(A) -> Vec<String>,
+    ) {
         for &s in starts.iter().take(WARMUP) {
             drop(query(s));
         }
@@ -87,7 +99,8 @@ impl Out {
             .map(|&s| {
                 let t = Instant::now();
                 let answer = query(s);
-                (t.elapsed(), answer)
+                let took = t.elapsed();
+                (took, lines(answer))
             })
             .collect();
         self.record(name, starts, runs);
@@ -216,8 +229,8 @@ fn main() {
     println!("Stemma, full answers (every page of {MAX_LIMIT}):");
     let ix = doc.index();
     let id = |n: u32| &wh.entities[n as usize].id;
-    let with_distance = |depth: Option<u32>, down: bool| {
-        move |s: u32| -> Vec<String> {
+    let reach = |depth: Option<u32>, down: bool| {
+        move |s: u32| {
             let opts = Traversal {
                 depth,
                 ..Traversal::default()
@@ -230,33 +243,48 @@ fn main() {
                     ix.upstream(id(s), &opts).expect("query")
                 }
             })
+        }
+    };
+    let with_distance = |answer: Vec<Reached>| -> Vec<String> {
+        answer
             .into_iter()
             .map(|r| format!("{}\t{}", r.id, r.distance))
             .collect()
-        }
     };
-    let ids_only = |down: bool| {
-        let q = with_distance(None, down);
-        move |s: u32| -> Vec<String> {
-            q(s).into_iter()
-                .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
+    let ids_only = |answer: Vec<Reached>| -> Vec<String> {
+        answer.into_iter().map(|r| r.id.to_string()).collect()
+    };
+    out.time(
+        "down10_random",
+        &random,
+        reach(Some(10), true),
+        with_distance,
+    );
+    out.time(
+        "down10_sources",
+        &sources,
+        reach(Some(10), true),
+        with_distance,
+    );
+    out.time("up10_sinks", &sinks, reach(Some(10), false), with_distance);
+    out.time("down_all_sources", &sources, reach(None, true), ids_only);
+    out.time("up_all_sinks", &sinks, reach(None, false), ids_only);
+    out.time(
+        "impact_sources",
+        &sources,
+        |s| {
+            all_pages(|page| {
+                ix.impact(id(s), &Traversal::unbounded().page(page))
+                    .expect("query")
+            })
+        },
+        |answer| {
+            answer
+                .into_iter()
+                .map(|r| format!("{}\t{}", r.id, r.distance))
                 .collect()
-        }
-    };
-    out.time("down10_random", &random, with_distance(Some(10), true));
-    out.time("down10_sources", &sources, with_distance(Some(10), true));
-    out.time("up10_sinks", &sinks, with_distance(Some(10), false));
-    out.time("down_all_sources", &sources, ids_only(true));
-    out.time("up_all_sinks", &sinks, ids_only(false));
-    out.time("impact_sources", &sources, |s| {
-        all_pages(|page| {
-            ix.impact(id(s), &Traversal::unbounded().page(page))
-                .expect("query")
-        })
-        .into_iter()
-        .map(|r| format!("{}\t{}", r.id, r.distance))
-        .collect()
-    });
+        },
+    );
 
     // Rank, cold: on a fresh index each run (the reach table is cached per
     // index until it changes); the index build is not timed.
@@ -279,19 +307,24 @@ fn main() {
     out.record("rank_page1", &once, runs);
 
     let fixed = vec![0; samples.min(50)];
-    out.time("islands", &fixed, |_| {
-        all_pages(|page| ix.islands(&[], &page).expect("islands"))
-            .into_iter()
-            .map(|id| id.to_string())
-            .collect()
-    });
-    out.time("audit_edges", &fixed, |_| {
-        all_pages(|page| ix.audit(&AuditOptions { page }).expect("audit"))
-            .into_iter()
-            .filter(|f| f.kind == FindingKind::Edge)
-            .map(|f| format!("{}\t{}", f.from, f.to))
-            .collect()
-    });
+    out.time(
+        "islands",
+        &fixed,
+        |_| all_pages(|page| ix.islands(&[], &page).expect("islands")),
+        |answer| answer.into_iter().map(|id| id.to_string()).collect(),
+    );
+    out.time(
+        "audit_edges",
+        &fixed,
+        |_| all_pages(|page| ix.audit(&AuditOptions { page }).expect("audit")),
+        |answer| {
+            answer
+                .into_iter()
+                .filter(|f| f.kind == FindingKind::Edge)
+                .map(|f| format!("{}\t{}", f.from, f.to))
+                .collect()
+        },
+    );
 }
 
 fn write_lines(dir: &Path, name: &str, v: &[u32]) {

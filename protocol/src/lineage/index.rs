@@ -52,6 +52,9 @@ pub struct GraphIndex {
     pub(crate) ids: Vec<EntityId>,
     lookup: HashMap<EntityId, u32>,
     pub(crate) nodes: Vec<NodeData>,
+    /// Per slot, whether the entity exists (`nodes[ix].name.is_some()`), kept
+    /// apart so that traversals test it without loading whole records.
+    live: Vec<bool>,
     pub(crate) out: Vec<Vec<u32>>,
     pub(crate) inn: Vec<Vec<u32>>,
     pub(crate) edges: HashMap<(u32, u32), EdgeData>,
@@ -62,6 +65,8 @@ pub struct GraphIndex {
     /// Results that depend on the whole graph (the reach ranking), valid for
     /// one `version`.
     pub(crate) cache: Mutex<Option<(u64, Arc<super::query::ReachTable>)>>,
+    /// Buffers for searches (see `query::search`).
+    pub(crate) marks: super::query::MarkPool,
 }
 
 impl Clone for GraphIndex {
@@ -70,6 +75,7 @@ impl Clone for GraphIndex {
             ids: self.ids.clone(),
             lookup: self.lookup.clone(),
             nodes: self.nodes.clone(),
+            live: self.live.clone(),
             out: self.out.clone(),
             inn: self.inn.clone(),
             edges: self.edges.clone(),
@@ -78,6 +84,7 @@ impl Clone for GraphIndex {
             linked: self.linked,
             version: self.version,
             cache: Mutex::new(None),
+            marks: Default::default(),
         }
     }
 }
@@ -220,6 +227,7 @@ impl GraphIndex {
             retired: None,
             run: None,
         });
+        self.live.push(false);
         self.out.push(Vec::new());
         self.inn.push(Vec::new());
         if let Some(parent) = id.parent() {
@@ -263,6 +271,7 @@ impl GraphIndex {
             (Field::Run, _) => node.run = None,
         }
         let after = node.name.is_some();
+        self.live[ix] = after;
         match (before, after) {
             (false, true) => self.present += 1,
             (true, false) => self.present -= 1,
@@ -320,7 +329,7 @@ impl GraphIndex {
 
     #[inline]
     pub(crate) fn is_present(&self, ix: u32) -> bool {
-        self.nodes[ix as usize].name.is_some()
+        self.live[ix as usize]
     }
 
     /// Visible out-neighbours of `ix` (edges whose target exists).

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -129,8 +130,11 @@ impl EntityKind {
 /// is case-insensitive; names are compared lower-case (the name as typed is kept
 /// as the entity's display name). Names may contain any character except control
 /// characters, up to [`MAX_NAME_LEN`] bytes; surrounding spaces are trimmed.
+///
+/// Shared (`Arc`): query answers hand out ids by the dozen, and a clone is a
+/// counter increment rather than a copy.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntityId(Box<str>);
+pub struct EntityId(Arc<str>);
 
 impl EntityId {
     /// Parses `KIND:NAME` as a user types it (`table:sales.orders`,
@@ -151,7 +155,7 @@ impl EntityId {
         s.push_str(kind.as_str());
         s.push(':');
         s.push_str(lower_name);
-        Self(s.into_boxed_str())
+        Self(s.into())
     }
 
     /// Accepts `text` only if it already is a canonical id. Used for ids read

@@ -24,10 +24,9 @@ mod naming;
 mod rank;
 mod recovery;
 mod root_cause;
+mod search;
 mod stats;
 mod traverse;
-
-use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +36,7 @@ pub(crate) use rank::ReachTable;
 pub use rank::{RankOptions, Ranked};
 pub use recovery::{RecoveryOptions, RecoveryPlan, RecoveryStep};
 pub use root_cause::{Candidate, RootCause, RootCauseOptions};
+pub(crate) use search::MarkPool;
 pub use stats::{Coverage, DegreeBucket, KindStats, Statistics};
 pub use traverse::{Impacted, PathFound, PathOptions, Reached, Traversal};
 
@@ -175,6 +175,47 @@ pub(crate) fn key_num_id(n: u64, id: &EntityId) -> String {
     format!("{n:020}{SEP}{id}")
 }
 
+/// The number and the id of a [`key_num_id`] key.
+fn split_num_id(key: &str) -> Option<(u64, &str)> {
+    let (n, id) = (key.get(..20)?, key.get(20..)?);
+    Some((n.parse().ok()?, id.strip_prefix(SEP)?))
+}
+
+impl GraphIndex {
+    /// [`paginate`] for slots keyed by (distance, id), the order of
+    /// [`key_num_id`], without building a string per item: the sort compares
+    /// the pairs, and only the cursors are strings.
+    pub(crate) fn paginate_by_distance<T>(
+        &self,
+        mut keyed: Vec<(u32, u32)>,
+        page: &PageRequest,
+        make: impl FnMut(u32) -> T,
+    ) -> Result<Page<T>, QueryError> {
+        let key = |&(d, v): &(u32, u32)| (u64::from(d), self.ids[v as usize].as_str());
+        keyed.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+        let total = keyed.len();
+        let start = match &page.after {
+            None => 0,
+            Some(c) => {
+                let text = c.key()?;
+                let after = split_num_id(&text).ok_or(QueryError::BadCursor)?;
+                keyed.partition_point(|x| key(x) <= after)
+            }
+        };
+        let end = (start + page.limit()).min(total);
+        let next = (end < total && end > start).then(|| {
+            let (d, v) = keyed[end - 1];
+            Cursor::from_key(&key_num_id(u64::from(d), &self.ids[v as usize]))
+        });
+        let items = keyed[start..end]
+            .iter()
+            .map(|&(_, v)| v)
+            .map(make)
+            .collect();
+        Ok(Page { items, total, next })
+    }
+}
+
 /// Which way to traverse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -183,14 +224,6 @@ pub enum Direction {
     Downstream,
     /// Towards sources (in-edges).
     Upstream,
-}
-
-/// The result of a breadth-first search.
-pub(crate) struct Bfs {
-    /// Reached slots in BFS order, the start excluded.
-    pub(crate) order: Vec<u32>,
-    /// Hops from the start per slot; `u32::MAX` if not reached.
-    pub(crate) dist: Vec<u32>,
 }
 
 impl GraphIndex {
@@ -208,92 +241,18 @@ impl GraphIndex {
         ix: u32,
         dir: Direction,
         kinds: &'a [EdgeKind],
-    ) -> Box<dyn Iterator<Item = u32> + 'a> {
-        match dir {
-            Direction::Downstream => Box::new(
-                self.out_visible(ix)
-                    .filter(move |&t| self.edge_passes(ix, t, kinds)),
-            ),
-            Direction::Upstream => Box::new(
-                self.in_visible(ix)
-                    .filter(move |&s| self.edge_passes(s, ix, kinds)),
-            ),
-        }
-    }
-
-    /// Breadth-first search from `start`, up to `depth` hops; stops early once
-    /// `stop` is reached.
-    pub(crate) fn bfs(
-        &self,
-        start: u32,
-        dir: Direction,
-        depth: Option<u32>,
-        kinds: &[EdgeKind],
-        stop: Option<u32>,
-    ) -> Bfs {
-        let mut dist = vec![u32::MAX; self.ids.len()];
-        let mut order = Vec::new();
-        let mut queue = VecDeque::new();
-        dist[start as usize] = 0;
-        queue.push_back(start);
-        let limit = depth.unwrap_or(u32::MAX);
-        'outer: while let Some(u) = queue.pop_front() {
-            let d = dist[u as usize];
-            if d >= limit {
-                continue;
-            }
-            for v in self.step(u, dir, kinds) {
-                if dist[v as usize] == u32::MAX {
-                    dist[v as usize] = d + 1;
-                    order.push(v);
-                    if Some(v) == stop {
-                        break 'outer;
-                    }
-                    queue.push_back(v);
-                }
-            }
-        }
-        Bfs { order, dist }
-    }
-
-    /// The previous hop on a shortest path to `v` found by `bfs`: of the
-    /// neighbours one hop closer to the start, the one with the smallest id.
-    pub(crate) fn previous_hop(
-        &self,
-        v: u32,
-        bfs: &Bfs,
-        dir: Direction,
-        kinds: &[EdgeKind],
-    ) -> Option<u32> {
-        let d = bfs.dist[v as usize];
-        if d == 0 || d == u32::MAX {
-            return None;
-        }
-        let back = match dir {
-            Direction::Downstream => Direction::Upstream,
-            Direction::Upstream => Direction::Downstream,
+    ) -> impl Iterator<Item = u32> + 'a {
+        let list = match dir {
+            Direction::Downstream => &self.out[ix as usize],
+            Direction::Upstream => &self.inn[ix as usize],
         };
-        self.step(v, back, kinds)
-            .filter(|&u| bfs.dist[u as usize] == d - 1)
-            .min_by(|&a, &b| self.ids[a as usize].cmp(&self.ids[b as usize]))
-    }
-
-    /// The path from the start to `v` (both included), deterministic.
-    pub(crate) fn path_to(
-        &self,
-        v: u32,
-        bfs: &Bfs,
-        dir: Direction,
-        kinds: &[EdgeKind],
-    ) -> Vec<EntityId> {
-        let mut path = vec![self.ids[v as usize].clone()];
-        let mut cur = v;
-        while let Some(p) = self.previous_hop(cur, bfs, dir, kinds) {
-            path.push(self.ids[p as usize].clone());
-            cur = p;
-        }
-        path.reverse();
-        path
+        list.iter().copied().filter(move |&w| {
+            self.is_present(w)
+                && match dir {
+                    Direction::Downstream => self.edge_passes(ix, w, kinds),
+                    Direction::Upstream => self.edge_passes(w, ix, kinds),
+                }
+        })
     }
 
     pub(crate) fn start(&self, id: &EntityId) -> Result<u32, QueryError> {

@@ -64,7 +64,7 @@ impl GraphIndex {
         let kinds = &opts.edge_kinds;
         let bfs = self.bfs(start, Direction::Downstream, None, kinds, None);
         let members: Vec<u32> = bfs.order.iter().copied().filter(|&v| v != start).collect();
-        let inside = |v: u32| v != start && bfs.dist[v as usize] != u32::MAX;
+        let inside = |v: u32| v != start && bfs.dist(v) != u32::MAX;
         let (comp, count) = self.components(&members, &inside, kinds);
 
         // Members and cyclic-ness per component.

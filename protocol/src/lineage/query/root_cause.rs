@@ -84,7 +84,7 @@ impl GraphIndex {
                 let key = format!(
                     "{}{:010}{SEP}{}",
                     if suspect { 0 } else { 1 },
-                    bfs.dist[v as usize],
+                    bfs.dist(v),
                     self.ids[v as usize]
                 );
                 (key, (v, run))
@@ -94,12 +94,10 @@ impl GraphIndex {
             id: self.ids[v as usize].clone(),
             name: self.name_of(v),
             kind: self.kind_of(v).clone(),
-            distance: bfs.dist[v as usize],
+            distance: bfs.dist(v),
             suspect: run.as_ref().is_some_and(|r| r.status.is_failure()),
             run,
-            via: self
-                .previous_hop(v, &bfs, dir, &[])
-                .map(|p| self.ids[p as usize].clone()),
+            via: bfs.via(v).map(|p| self.ids[p as usize].clone()),
         })?;
         Ok(RootCause {
             target: id.clone(),

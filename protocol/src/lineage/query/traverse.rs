@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Direction, Page, PageRequest, key_num_id, kind_ok, paginate};
+use super::search::Bfs;
+use super::{Direction, Page, PageRequest, kind_ok};
 use crate::lineage::error::QueryError;
 use crate::lineage::index::GraphIndex;
 use crate::lineage::model::{EdgeKind, EdgeRecord, EntityId, EntityKind};
@@ -129,28 +130,22 @@ impl GraphIndex {
         let start = self.start(id)?;
         let bfs = self.bfs(start, dir, opts.depth, &opts.edge_kinds, None);
         let keyed = self.keyed(&bfs, &opts.entity_kinds);
-        paginate(keyed, &opts.page, |v| Reached {
+        self.paginate_by_distance(keyed, &opts.page, |v| Reached {
             id: self.ids[v as usize].clone(),
             name: self.name_of(v),
             kind: self.kind_of(v).clone(),
-            distance: bfs.dist[v as usize],
+            distance: bfs.dist(v),
             retired: self.nodes[v as usize].retired.is_some(),
-            via: self
-                .previous_hop(v, &bfs, dir, &opts.edge_kinds)
-                .map(|p| self.ids[p as usize].clone()),
+            via: bfs.via(v).map(|p| self.ids[p as usize].clone()),
         })
     }
 
-    fn keyed(&self, bfs: &super::Bfs, kinds: &[EntityKind]) -> Vec<(String, u32)> {
+    /// The reached slots that pass the entity-kind filter, as (distance, slot).
+    fn keyed(&self, bfs: &Bfs<'_>, kinds: &[EntityKind]) -> Vec<(u32, u32)> {
         bfs.order
             .iter()
             .filter(|&&v| kind_ok(kinds, self.kind_of(v)))
-            .map(|&v| {
-                (
-                    key_num_id(bfs.dist[v as usize] as u64, &self.ids[v as usize]),
-                    v,
-                )
-            })
+            .map(|&v| (bfs.dist(v), v))
             .collect()
     }
 
@@ -161,12 +156,12 @@ impl GraphIndex {
         let dir = Direction::Downstream;
         let bfs = self.bfs(start, dir, opts.depth, &opts.edge_kinds, None);
         let keyed = self.keyed(&bfs, &opts.entity_kinds);
-        paginate(keyed, &opts.page, |v| Impacted {
+        self.paginate_by_distance(keyed, &opts.page, |v| Impacted {
             id: self.ids[v as usize].clone(),
             name: self.name_of(v),
             kind: self.kind_of(v).clone(),
-            distance: bfs.dist[v as usize],
-            path: self.path_to(v, &bfs, dir, &opts.edge_kinds),
+            distance: bfs.dist(v),
+            path: self.path_to(v, &bfs),
         })
     }
 
@@ -189,10 +184,10 @@ impl GraphIndex {
         }
         let dir = Direction::Downstream;
         let bfs = self.bfs(s, dir, opts.max_depth, &opts.edge_kinds, Some(t));
-        if bfs.dist[t as usize] == u32::MAX {
+        if bfs.dist(t) == u32::MAX {
             return Ok(None);
         }
-        let entities = self.path_to(t, &bfs, dir, &opts.edge_kinds);
+        let entities = self.path_to(t, &bfs);
         let mut edges = Vec::with_capacity(entities.len().saturating_sub(1));
         for pair in entities.windows(2) {
             if let Some(e) = self.edge(&pair[0], &pair[1]) {
