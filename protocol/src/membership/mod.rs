@@ -50,6 +50,10 @@ const KIND_META: u8 = 1;
 const KIND_LEFT: u8 = 2;
 const KIND_SYNC_REQUEST: u8 = 3;
 const KIND_MEMBERS: u8 = 4;
+const KIND_META_REQUEST: u8 = 5;
+
+/// How long to wait before asking a member for its metadata again.
+const META_RETRY: Duration = Duration::from_secs(2);
 
 /// Members per `KIND_MEMBERS` message: 20 entries of at most ~65 bytes (an
 /// IPv6 address included) stay under a 1,400-byte packet with the envelope.
@@ -213,6 +217,8 @@ struct Io {
     pick: u64,
     /// When a piece of a full member list last arrived.
     last_list: Option<Duration>,
+    /// When we last asked each member without known metadata for it.
+    meta_asked: HashMap<NodeId, Duration>,
 }
 
 impl Runtime<MemberId> for Io {
@@ -307,6 +313,7 @@ impl Membership {
                 outputs: Vec::new(),
                 pick: seed ^ 0x5157_5F53_594E_4321,
                 last_list: None,
+                meta_asked: HashMap::new(),
             },
         };
         membership.schedule_sync();
@@ -385,27 +392,21 @@ impl Membership {
         let Some((&kind, body)) = payload.split_first() else {
             return Err(MembershipError::Malformed("empty message".into()));
         };
+        if kind != KIND_META && kind != KIND_META_REQUEST {
+            self.ask_meta_if_missing(sender, now);
+        }
         match kind {
             KIND_SWIM => {
                 let result = self.swim.handle_data(body, &mut self.io);
                 self.after_input();
                 result.map_err(|e| MembershipError::Malformed(e.to_string()))
             }
-            KIND_META => {
-                let meta: NodeMeta = postcard::from_bytes(body)
-                    .map_err(|e| MembershipError::Malformed(e.to_string()))?;
-                if meta.id.node != sender {
-                    return Err(MembershipError::Malformed(
-                        "metadata about another node".into(),
-                    ));
-                }
-                let mut notices = self.io.notices.lock().expect("notices lock");
-                let newer = notices
-                    .meta
-                    .get(&sender)
-                    .is_none_or(|m| m.id.generation <= meta.id.generation);
-                if newer {
-                    notices.meta.insert(sender, meta);
+            KIND_META => self.record_meta(sender, body),
+            KIND_META_REQUEST => {
+                self.record_meta(sender, body)?;
+                if let Some(payload) = self.own_meta_payload(KIND_META) {
+                    let to = self.member_id_of(sender);
+                    self.io.send_raw(to, &payload);
                 }
                 Ok(())
             }
@@ -577,17 +578,88 @@ impl Membership {
 
     /// Sends every member we know of (any state) to `to`, in packet-sized
     /// pieces.
-    fn send_members_to(&mut self, to: NodeId) {
-        let dest = self
-            .swim
+    /// Stores a member's metadata (from `KIND_META` or `KIND_META_REQUEST`),
+    /// unless we hold a later generation's.
+    fn record_meta(&mut self, sender: NodeId, body: &[u8]) -> Result<(), MembershipError> {
+        let meta: NodeMeta =
+            postcard::from_bytes(body).map_err(|e| MembershipError::Malformed(e.to_string()))?;
+        if meta.id.node != sender {
+            return Err(MembershipError::Malformed(
+                "metadata about another node".into(),
+            ));
+        }
+        let mut notices = self.io.notices.lock().expect("notices lock");
+        let newer = notices
+            .meta
+            .get(&sender)
+            .is_none_or(|m| m.id.generation <= meta.id.generation);
+        if newer {
+            notices.meta.insert(sender, meta);
+        }
+        Ok(())
+    }
+
+    /// Our metadata as a message of `kind`, if we have metadata to tell.
+    fn own_meta_payload(&self, kind: u8) -> Option<Vec<u8>> {
+        let meta = NodeMeta {
+            id: self.me(),
+            ..self.io.own_meta.clone()?
+        };
+        let mut payload = vec![kind];
+        payload.extend_from_slice(&postcard::to_stdvec(&meta).expect("metadata serializes"));
+        Some(payload)
+    }
+
+    /// A member's metadata travels once, straight to each member that comes
+    /// up; if that message is lost, the first message from the member that
+    /// arrives without its metadata known asks for it again (at most every
+    /// [`META_RETRY`]), carrying ours.
+    fn ask_meta_if_missing(&mut self, sender: NodeId, now: Duration) {
+        if !self.io.config.metadata || sender == self.io.me {
+            return;
+        }
+        let known = self
+            .io
+            .notices
+            .lock()
+            .expect("notices lock")
+            .meta
+            .contains_key(&sender);
+        if known {
+            self.io.meta_asked.remove(&sender);
+            return;
+        }
+        let recent = self
+            .io
+            .meta_asked
+            .get(&sender)
+            .is_some_and(|&at| now.saturating_sub(at) < META_RETRY);
+        if recent {
+            return;
+        }
+        let Some(payload) = self.own_meta_payload(KIND_META_REQUEST) else {
+            return;
+        };
+        self.io.meta_asked.insert(sender, now);
+        let to = self.member_id_of(sender);
+        self.io.send_raw(to, &payload);
+    }
+
+    /// The member id we know for `node` (with its address), or a bare one.
+    fn member_id_of(&self, node: NodeId) -> MemberId {
+        self.swim
             .iter_membership_state()
             .map(|m| *m.id())
-            .find(|id| id.node == to)
+            .find(|id| id.node == node)
             .unwrap_or(MemberId {
-                node: to,
+                node,
                 generation: 0,
                 addr: None,
-            });
+            })
+    }
+
+    fn send_members_to(&mut self, to: NodeId) {
+        let dest = self.member_id_of(to);
         let list: Vec<(MemberId, u16, u8)> = self
             .swim
             .iter_membership_state()
@@ -656,7 +728,7 @@ impl Membership {
         if !self.io.config.metadata {
             return;
         }
-        let Some(meta) = self.io.own_meta.clone() else {
+        let Some(payload) = self.own_meta_payload(KIND_META) else {
             return;
         };
         let ups: Vec<MemberId> = self
@@ -672,12 +744,6 @@ impl Membership {
         if ups.is_empty() {
             return;
         }
-        let meta = NodeMeta {
-            id: self.me(),
-            ..meta
-        };
-        let mut payload = vec![KIND_META];
-        payload.extend_from_slice(&postcard::to_stdvec(&meta).expect("metadata serializes"));
         for id in ups {
             self.io.send_raw(id, &payload);
         }

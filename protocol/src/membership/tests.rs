@@ -188,6 +188,41 @@ fn members_join_and_converge() {
 }
 
 #[test]
+fn metadata_lost_on_the_way_is_asked_for_again() {
+    // Metadata travels once, straight to each member that comes up; with half
+    // the messages lost while the members join, some of those are lost.
+    let mut net = Net::new(8, 5, lan());
+    net.loss = 0.3;
+    net.join_all_to_first();
+    for second in 1..=40 {
+        net.run_until(Duration::from_secs(second));
+        if second == 5 {
+            net.loss = 0.0;
+        }
+        // As the node does: a member still alone joins again every 3 s.
+        for i in 1..8 {
+            if second % 3 == 0 && net.members[i].members().len() <= 1 {
+                net.members[i].join(member(0).node);
+                net.collect(i);
+            }
+        }
+    }
+    assert!(net.converged(), "every member sees the 7 others");
+    for v in 0..8 {
+        let view = net.members[v].members();
+        let missing: Vec<_> = view
+            .iter()
+            .filter(|m| m.meta.is_none())
+            .map(|m| m.id)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "member {v} lacks the metadata of {missing:?}"
+        );
+    }
+}
+
+#[test]
 fn a_silent_member_goes_suspect_then_dead() {
     let config = lan();
     let bound = config.detection_bound();
