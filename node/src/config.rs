@@ -21,6 +21,7 @@
 //! replication_factor = 3       # copies of every chunk, manifest and name
 //! write_quorum = 2             # durable copies before a put is acknowledged
 //! partitions = 256             # power of two; the same on every node
+//! anti_entropy_seconds = 30    # replica repair rounds (also soon after a layout change)
 //! ```
 
 use std::net::SocketAddr;
@@ -87,6 +88,9 @@ pub struct NodeConfig {
     /// Partitions of the key space: a power of two, the same on every node of
     /// a cluster (fixed when the cluster is created).
     pub partitions: u32,
+    /// Seconds between anti-entropy rounds of replicated data with every live
+    /// peer; a round also starts two seconds after each layout change.
+    pub anti_entropy_seconds: u64,
 }
 
 /// SWIM timing presets (see `stemma_protocol::membership::MembershipConfig`).
@@ -124,6 +128,7 @@ impl Default for NodeConfig {
             replication_factor: 3,
             write_quorum: 2,
             partitions: 256,
+            anti_entropy_seconds: 30,
         }
     }
 }

@@ -111,6 +111,15 @@ pub struct ReplicationMetrics {
     pub read_repairs: Counter,
     /// Layouts computed (a new one each time the view changes).
     pub layout_changes: Counter,
+    /// Anti-entropy rounds completed (every live peer offered every kind).
+    pub anti_entropy_rounds: Counter,
+    /// Items pushed by anti-entropy to owners that lacked them (or, for names,
+    /// held another register): re-replication, rebalancing and catch-up.
+    pub repairs: Counter,
+    /// Chunk bytes pushed by anti-entropy.
+    pub repair_bytes: Counter,
+    /// Partitions whose digests differed from a peer's in the last round.
+    pub partitions_out_of_sync: Gauge,
 }
 
 /// A request kind label.
@@ -322,9 +331,29 @@ impl Default for Metrics {
                 "Placement layouts computed (one per change of the view)",
                 &r.layout_changes,
             ),
+            (
+                "replication_anti_entropy_rounds",
+                "Anti-entropy rounds completed",
+                &r.anti_entropy_rounds,
+            ),
+            (
+                "replication_repairs",
+                "Items pushed by anti-entropy to owners that lacked them",
+                &r.repairs,
+            ),
+            (
+                "replication_repair_bytes",
+                "Chunk bytes pushed by anti-entropy",
+                &r.repair_bytes,
+            ),
         ] {
             registry.register(name, help, counter.clone());
         }
+        registry.register(
+            "replication_partitions_out_of_sync",
+            "Partition digests that differed from a peer's in the last anti-entropy round",
+            r.partitions_out_of_sync.clone(),
+        );
         registry.register("objects", "Objects (names) stored", m.objects.clone());
         registry.register("chunks", "Distinct chunks stored", m.chunks.clone());
         registry.register(

@@ -68,6 +68,7 @@ pub struct Node {
     provenance: JoinHandle<()>,
     ingest: JoinHandle<()>,
     replica_server: JoinHandle<()>,
+    anti_entropy: JoinHandle<()>,
 }
 
 impl Node {
@@ -158,6 +159,10 @@ impl Node {
             replication.clone(),
             replica_streams,
         ));
+        let anti_entropy = tokio::spawn(crate::replication::run_anti_entropy(
+            replication.clone(),
+            Duration::from_secs(config.anti_entropy_seconds.max(1)),
+        ));
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             store,
@@ -215,6 +220,7 @@ impl Node {
             provenance: provenance_task,
             ingest: ingest_task,
             replica_server,
+            anti_entropy,
         })
     }
 
@@ -252,6 +258,7 @@ impl Node {
         self.provenance.abort();
         self.ingest.abort();
         self.replica_server.abort();
+        self.anti_entropy.abort();
         self.shared.writer.close().await;
         tracing::info!("stopped");
     }

@@ -195,6 +195,11 @@ pub struct RunArgs {
     /// cluster [default: 256]
     #[arg(long, env = "STEMMA_PARTITIONS", value_name = "N")]
     partitions: Option<u32>,
+    /// Seconds between anti-entropy rounds, which copy replicated data to owners
+    /// that lack it (after a node is lost, joins or comes back); a round also
+    /// starts soon after each layout change [default: 30]
+    #[arg(long, env = "STEMMA_ANTI_ENTROPY_SECONDS", value_name = "SECS")]
+    anti_entropy_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -260,6 +265,9 @@ impl RunArgs {
         }
         if let Some(v) = self.write_quorum {
             config.write_quorum = v;
+        }
+        if let Some(v) = self.anti_entropy_seconds {
+            config.anti_entropy_seconds = v;
         }
         if let Some(v) = self.partitions {
             config.partitions = v;

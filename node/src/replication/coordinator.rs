@@ -22,7 +22,11 @@ use super::{Replication, ReplicationError, Snapshot, transport};
 impl Replication {
     /// Sends `request` to `node`: through the store directly for this node,
     /// else on a replica stream.
-    async fn ask(&self, node: NodeId, request: ReplicaRequest) -> Result<ReplicaResponse, String> {
+    pub(super) async fn ask(
+        &self,
+        node: NodeId,
+        request: ReplicaRequest,
+    ) -> Result<ReplicaResponse, String> {
         if node == self.me.id {
             return Ok(self.answer(request).await);
         }

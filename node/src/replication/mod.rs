@@ -17,6 +17,7 @@
 //! A cluster of one node (RF = 1) keeps the single-node path: the store's own
 //! tables, reference counts and deletes that free space, exactly as before.
 
+mod anti_entropy;
 mod coordinator;
 mod serve;
 #[cfg(test)]
@@ -35,6 +36,7 @@ use crate::metrics::Metrics;
 use crate::p2p::P2pHandle;
 use crate::store::{Store, StoreError, Writer};
 
+pub(crate) use anti_entropy::run as run_anti_entropy;
 pub(crate) use serve::serve;
 pub(crate) use transport::PROTOCOL;
 
@@ -207,4 +209,16 @@ impl Replication {
     pub(crate) fn write_quorum(&self) -> usize {
         self.write_quorum
     }
+}
+
+/// Runs a store read on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Storage {
+            context: "running a read",
+            message: e.to_string(),
+        })?
 }

@@ -9,13 +9,13 @@ use futures::{AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use libp2p_stream::IncomingStreams;
 use stemma_protocol::membership::MemberState;
-use stemma_protocol::replication::{NameRegister, ReplicaRequest, ReplicaResponse};
+use stemma_protocol::replication::{NameRegister, ReplicaRequest, ReplicaResponse, answer_roots};
 use stemma_protocol::wire::MAX_LIST_PAGE;
 use stemma_protocol::{BucketName, ObjectKey};
 use tokio::sync::Semaphore;
 
-use super::Replication;
 use super::transport::{CALL_TIMEOUT, read_message, write_message};
+use super::{Replication, blocking};
 use crate::store::{ChunkWrite, StoreError};
 
 /// Replica requests served at once; further streams wait (backpressure).
@@ -28,15 +28,17 @@ pub(crate) async fn serve(replication: Arc<Replication>, mut incoming: IncomingS
         if replication.p2p.faults.is_dropped(&peer) {
             continue;
         }
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let replication = replication.clone();
+        // Take the stream off libp2p-stream's one-slot channel at once (a
+        // stream that arrives while the slot is full is dropped); the answer
+        // waits for a permit instead.
+        let (replication, permits) = (replication.clone(), permits.clone());
         tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
             if let Err(e) = replication.answer_stream(peer, stream).await {
                 tracing::debug!(%peer, error = %e, "replica request failed");
             }
-            drop(permit);
         });
     }
 }
@@ -136,6 +138,21 @@ impl Replication {
                     .await
                     .map(ReplicaResponse::Name)
             }
+            ReplicaRequest::Roots { kind, roots } => {
+                let partitions = self.config.partitions;
+                if roots.len() > partitions.get() as usize {
+                    self.metrics.replication.refused_requests.inc();
+                    return refused(format!(
+                        "{} roots offered for {} partitions",
+                        roots.len(),
+                        partitions.get()
+                    ));
+                }
+                let store = self.store.clone();
+                blocking(move || store.replica_inventory(kind, partitions))
+                    .await
+                    .map(|inventory| ReplicaResponse::Entries(answer_roots(&inventory, &roots)))
+            }
             ReplicaRequest::ListNames {
                 bucket,
                 prefix,
@@ -193,16 +210,4 @@ fn parse(bucket: &str, key: &str) -> Result<(BucketName, ObjectKey), ReplicaResp
     let bucket = BucketName::parse(bucket).map_err(refused)?;
     let key = ObjectKey::parse(key).map_err(refused)?;
     Ok((bucket, key))
-}
-
-/// Runs a store read on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Storage {
-            context: "running a read",
-            message: e.to_string(),
-        })?
 }

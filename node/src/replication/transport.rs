@@ -74,8 +74,37 @@ pub async fn read_message<S: AsyncRead + Unpin, T: DeserializeOwned>(
     wire::decode(&payload).map_err(invalid)
 }
 
+/// Attempts at a call whose stream the peer dropped unanswered.
+const ATTEMPTS: u32 = 3;
+
 /// Sends `request` to `peer` and waits for its answer.
+///
+/// A stream the peer resets before answering is retried (twice, after 20 and
+/// 40 ms): libp2p-stream hands inbound streams over through a channel of one
+/// slot and drops a stream that arrives while the slot is taken, which
+/// happens when several peers open streams at once. Every replica request is
+/// idempotent (puts merge, reads read), so a retry is safe.
 pub async fn call(
+    control: &Control,
+    peer: PeerId,
+    request: &ReplicaRequest,
+) -> Result<ReplicaResponse, CallError> {
+    let mut attempt = 1;
+    loop {
+        match call_once(control, peer, request).await {
+            Err(CallError::Io { source, .. })
+                if attempt < ATTEMPTS && source.kind() != std::io::ErrorKind::InvalidData =>
+            {
+                tracing::debug!(%peer, error = %source, attempt, "replica stream dropped; retrying");
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+async fn call_once(
     control: &Control,
     peer: PeerId,
     request: &ReplicaRequest,

@@ -7,6 +7,7 @@
 //! most orphan chunks, which are freed at the next start, and nothing half-written
 //! is ever visible.
 
+mod inventory;
 mod tables;
 mod writer;
 

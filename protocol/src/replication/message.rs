@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::anti_entropy::{ItemKind, Root};
+use super::digest::DigestEntry;
 use crate::names::NameEntry;
 use crate::{ChunkId, Manifest, ObjectId};
 
@@ -79,6 +81,15 @@ pub enum ReplicaRequest {
         /// At most this many (capped by the replica).
         limit: u32,
     },
+    /// Anti-entropy: the digest roots of the partitions the sender holds items
+    /// of this kind of, that it believes the receiver owns. Answered by
+    /// [`ReplicaResponse::Entries`].
+    Roots {
+        /// The kind of item.
+        kind: ItemKind,
+        /// `(partition, root)`, at most one per partition.
+        roots: Vec<Root>,
+    },
 }
 
 /// A replica's answer.
@@ -109,6 +120,9 @@ pub enum ReplicaResponse {
     /// The request was refused (bad input, not a member, store failure); the
     /// message says why. Nothing was stored.
     Refused(String),
+    /// The receiver's entries of each offered partition whose root differs
+    /// from the sender's ([`answer_roots`](super::answer_roots)).
+    Entries(Vec<(u32, Vec<DigestEntry>)>),
 }
 
 #[cfg(test)]
@@ -151,6 +165,17 @@ mod tests {
             more: true,
         });
         roundtrip(&ReplicaResponse::Refused("no".into()));
+        roundtrip(&ReplicaRequest::Roots {
+            kind: ItemKind::Name,
+            roots: vec![(3, [1; 32]), (255, [2; 32])],
+        });
+        let full: Vec<DigestEntry> = (0..super::super::MAX_ANSWER_ENTRIES as u64)
+            .map(|i| ([7; 32], i))
+            .collect();
+        let answer = ReplicaResponse::Entries(vec![(3, full)]);
+        roundtrip(&answer);
+        let mut buf = Vec::new();
+        wire::encode(&answer, &mut buf).expect("a full answer fits in a frame");
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //! assert_eq!(quorum.ack(owners[2]), QuorumState::Reached);
 //! ```
 
+mod anti_entropy;
 mod digest;
 mod gc;
 mod message;
@@ -37,6 +38,10 @@ mod read;
 mod repair;
 mod write;
 
+pub use anti_entropy::{
+    Inventory, ItemKind, MAX_ANSWER_ENTRIES, Root, answer_roots, partition_of, root_of, roots_for,
+    to_push,
+};
 pub use digest::{DigestEntry, DigestError, EntryDiff, PartitionDigest, diff_entries};
 pub use gc::{ChunkLedger, ChunkRefs, GcError, GcVerdict, gc_verdict};
 pub use message::{NameRegister, ReplicaRequest, ReplicaResponse};

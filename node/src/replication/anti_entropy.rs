@@ -1,0 +1,222 @@
+//! Anti-entropy rounds: the node side of
+//! `stemma_protocol::replication::anti_entropy`.
+//!
+//! Every `interval`, and a few seconds after each change of the layout, the
+//! node offers every live peer the digest roots of the partitions it holds
+//! items of and the layout places on that peer, kind by kind (chunks, then
+//! manifests, then names, so a manifest never arrives before its chunks), and
+//! pushes what the peer's answer shows it lacks. That one loop restores RF after
+//! a node is lost, fills a node that joined or came back, and catches up a
+//! replica that missed writes while it was down.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stemma_protocol::membership::NodeId;
+use stemma_protocol::replication::{
+    Inventory, ItemKind, ReplicaRequest, ReplicaResponse, roots_for, to_push,
+};
+use stemma_protocol::{ChunkId, ObjectId};
+use tokio::time::Instant;
+
+use super::{Replication, Snapshot, blocking};
+
+/// Partitions offered per request.
+const ROOTS_PER_REQUEST: usize = 64;
+/// How long after a layout change the next round starts: views change in
+/// bursts (a death is seen by each node within a few seconds), and a round
+/// against a half-settled view pushes to owners that are about to change.
+const SETTLE: Duration = Duration::from_secs(2);
+/// How often the loop looks at the layout.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Runs rounds until the task is aborted.
+pub(crate) async fn run(replication: Arc<Replication>, interval: Duration) {
+    let mut seen_changes = None;
+    let mut next_round = Instant::now() + interval;
+    loop {
+        tokio::time::sleep(TICK).await;
+        let snap = match replication.snapshot().await {
+            Ok(snap) => snap,
+            Err(e) => {
+                tracing::warn!(error = %e, "anti-entropy: no layout");
+                continue;
+            }
+        };
+        if seen_changes != Some(snap.changes) {
+            seen_changes = Some(snap.changes);
+            next_round = next_round.min(Instant::now() + SETTLE);
+        }
+        if Instant::now() < next_round {
+            continue;
+        }
+        next_round = Instant::now() + interval;
+        if !snap.alone() {
+            replication.anti_entropy_round(&snap).await;
+        }
+    }
+}
+
+impl Replication {
+    /// Offers every live peer what this node holds of the partitions the
+    /// layout places on it, and pushes what each lacks.
+    pub(crate) async fn anti_entropy_round(self: &Arc<Self>, snap: &Snapshot) {
+        let started = std::time::Instant::now();
+        let peers: Vec<NodeId> = snap
+            .live
+            .iter()
+            .copied()
+            .filter(|n| *n != self.me.id)
+            .collect();
+        let (mut differing, mut pushed) = (0, 0);
+        for kind in ItemKind::ALL {
+            let store = self.store.clone();
+            let partitions = snap.layout.partitions();
+            let inventory = match blocking(move || store.replica_inventory(kind, partitions)).await
+            {
+                Ok(inventory) => inventory,
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = kind.as_str(), "anti-entropy: cannot read the store");
+                    return;
+                }
+            };
+            for peer in &peers {
+                let (d, p) = self.reconcile_with(snap, *peer, kind, &inventory).await;
+                differing += d;
+                pushed += p;
+            }
+        }
+        let r = &self.metrics.replication;
+        r.anti_entropy_rounds.inc();
+        r.partitions_out_of_sync.set(differing as i64);
+        if pushed > 0 || differing > 0 {
+            tracing::info!(
+                peers = peers.len(),
+                partitions_differing = differing,
+                items_pushed = pushed,
+                took_ms = started.elapsed().as_millis() as u64,
+                "anti-entropy round"
+            );
+        }
+    }
+
+    /// One peer, one kind: offers the roots, pushes what the answer asks for.
+    /// Returns (partitions that differed, items pushed).
+    async fn reconcile_with(
+        self: &Arc<Self>,
+        snap: &Snapshot,
+        peer: NodeId,
+        kind: ItemKind,
+        inventory: &Inventory,
+    ) -> (usize, usize) {
+        let roots = roots_for(&snap.layout, &peer, inventory);
+        let (mut differing, mut pushed) = (0, 0);
+        for batch in roots.chunks(ROOTS_PER_REQUEST) {
+            let request = ReplicaRequest::Roots {
+                kind,
+                roots: batch.to_vec(),
+            };
+            let answer = match self.ask(peer, request).await {
+                Ok(ReplicaResponse::Entries(answer)) => answer,
+                Ok(other) => {
+                    tracing::warn!(%peer, answer = ?other, "anti-entropy: unexpected answer");
+                    return (differing, pushed);
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "anti-entropy: peer unreachable");
+                    return (differing, pushed);
+                }
+            };
+            differing += answer.len();
+            let keys: BTreeSet<[u8; 32]> = answer
+                .iter()
+                .filter_map(|(p, theirs)| inventory.get(p).map(|ours| to_push(ours, theirs)))
+                .flatten()
+                .collect();
+            pushed += self.push(peer, kind, keys).await;
+        }
+        (differing, pushed)
+    }
+
+    /// Sends `peer` the items of `kind` with these keys from this node's store;
+    /// returns how many it stored.
+    async fn push(
+        self: &Arc<Self>,
+        peer: NodeId,
+        kind: ItemKind,
+        keys: BTreeSet<[u8; 32]>,
+    ) -> usize {
+        let mut requests = Vec::new();
+        let store = self.store.clone();
+        match kind {
+            ItemKind::Chunk => {
+                for key in keys {
+                    let id = ChunkId::from_bytes(key);
+                    let store = store.clone();
+                    match blocking(move || store.read_chunk(&id)).await {
+                        Ok(Some(data)) => {
+                            let len = data.len() as u64;
+                            let stored =
+                                self.send(peer, ReplicaRequest::PutChunk { id, data }).await;
+                            if stored {
+                                self.metrics.replication.repair_bytes.inc_by(len);
+                            }
+                            requests.push(stored);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(chunk = %id, error = %e, "anti-entropy: local copy unreadable, not pushed");
+                        }
+                    }
+                }
+            }
+            ItemKind::Manifest => {
+                for key in keys {
+                    let object = ObjectId::from_bytes(key);
+                    let store = store.clone();
+                    if let Ok(Some(manifest)) =
+                        blocking(move || store.replica_manifest(&object)).await
+                    {
+                        requests.push(
+                            self.send(peer, ReplicaRequest::PutManifest { manifest })
+                                .await,
+                        );
+                    }
+                }
+            }
+            ItemKind::Name => match blocking(move || store.replica_names_by_hash(&keys)).await {
+                Ok(names) => {
+                    for (bucket, key, register) in names {
+                        let request = ReplicaRequest::PutName {
+                            bucket: bucket.to_string(),
+                            key: key.to_string(),
+                            register,
+                        };
+                        requests.push(self.send(peer, request).await);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "anti-entropy: cannot read names"),
+            },
+        }
+        requests.into_iter().filter(|stored| *stored).count()
+    }
+
+    /// Sends one put; whether the peer stored it.
+    async fn send(&self, peer: NodeId, request: ReplicaRequest) -> bool {
+        match self.ask(peer, request).await {
+            Ok(ReplicaResponse::Stored { .. }) => {
+                self.metrics.replication.repairs.inc();
+                true
+            }
+            Ok(other) => {
+                tracing::warn!(%peer, answer = ?other, "anti-entropy: push refused");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "anti-entropy: push failed");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! What this node holds as a replica owner, read for anti-entropy: the keys
+//! of one kind of item by partition, and the registers behind name hashes.
+
+use std::collections::BTreeSet;
+
+use redb::{ReadableDatabase, ReadableTable};
+use stemma_protocol::placement::{PartitionCount, name_hash};
+use stemma_protocol::replication::{Inventory, ItemKind, NameRegister};
+use stemma_protocol::{BucketName, ObjectKey};
+
+use super::{Context, Store, StoreError, tables};
+
+impl Store {
+    /// Every key of `kind` this node holds as a replica, by partition: chunk
+    /// ids (version 0), object ids of manifests (version 0), and name hashes
+    /// with their register's version. One read transaction.
+    pub fn replica_inventory(
+        &self,
+        kind: ItemKind,
+        partitions: PartitionCount,
+    ) -> Result<Inventory, StoreError> {
+        const WHAT: &str = "reading the replica inventory";
+        let txn = self.db.begin_read().context(WHAT)?;
+        let mut inventory = Inventory::new();
+        let mut add = |key: [u8; 32], version: u64| {
+            let p = partitions.of_hash(&key).index();
+            inventory.entry(p).or_default().push((key, version));
+        };
+        match kind {
+            ItemKind::Chunk => {
+                let table = txn.open_table(tables::CHUNK_HOLDS).context(WHAT)?;
+                for row in table.iter().context(WHAT)? {
+                    add(*row.context(WHAT)?.0.value(), 0);
+                }
+            }
+            ItemKind::Manifest => {
+                let table = txn.open_table(tables::REPLICA_MANIFESTS).context(WHAT)?;
+                for row in table.iter().context(WHAT)? {
+                    add(*row.context(WHAT)?.0.value(), 0);
+                }
+            }
+            ItemKind::Name => {
+                let table = txn.open_table(tables::REPLICA_NAMES).context(WHAT)?;
+                for row in table.iter().context(WHAT)? {
+                    let (k, v) = row.context(WHAT)?;
+                    let (bucket, key) = k.value();
+                    if let (Ok(bucket), Ok(key), Some(register)) = (
+                        BucketName::parse(bucket),
+                        ObjectKey::parse(key),
+                        tables::decode_register(v.value()),
+                    ) {
+                        add(name_hash(&bucket, &key), register.entry.version());
+                    }
+                }
+            }
+        }
+        Ok(inventory)
+    }
+
+    /// The replicated registers whose name hashes are in `hashes`, with their
+    /// bucket and key.
+    pub fn replica_names_by_hash(
+        &self,
+        hashes: &BTreeSet<[u8; 32]>,
+    ) -> Result<Vec<(BucketName, ObjectKey, NameRegister)>, StoreError> {
+        const WHAT: &str = "reading replicated names";
+        let txn = self.db.begin_read().context(WHAT)?;
+        let table = txn.open_table(tables::REPLICA_NAMES).context(WHAT)?;
+        let mut out = Vec::new();
+        for row in table.iter().context(WHAT)? {
+            let (k, v) = row.context(WHAT)?;
+            let (bucket, key) = k.value();
+            let (Ok(bucket), Ok(key)) = (BucketName::parse(bucket), ObjectKey::parse(key)) else {
+                continue;
+            };
+            if hashes.contains(&name_hash(&bucket, &key))
+                && let Some(register) = tables::decode_register(v.value())
+            {
+                out.push((bucket, key, register));
+            }
+        }
+        Ok(out)
+    }
+}
