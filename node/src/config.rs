@@ -22,6 +22,7 @@
 //! write_quorum = 2             # durable copies before a put is acknowledged
 //! partitions = 256             # power of two; the same on every node
 //! anti_entropy_seconds = 30    # replica repair rounds (also soon after a layout change)
+//! scrub_bytes_per_second = 8388608  # re-hashing rate of held chunks; 0 = off
 //! ```
 
 use std::net::SocketAddr;
@@ -91,6 +92,9 @@ pub struct NodeConfig {
     /// Seconds between anti-entropy rounds of replicated data with every live
     /// peer; a round also starts two seconds after each layout change.
     pub anti_entropy_seconds: u64,
+    /// How fast the scrubber re-hashes the chunks this node holds (bytes per
+    /// second; 0 turns it off). A corrupt copy is replaced from a replica.
+    pub scrub_bytes_per_second: u64,
 }
 
 /// SWIM timing presets (see `stemma_protocol::membership::MembershipConfig`).
@@ -129,6 +133,7 @@ impl Default for NodeConfig {
             write_quorum: 2,
             partitions: 256,
             anti_entropy_seconds: 30,
+            scrub_bytes_per_second: 8 * 1024 * 1024,
         }
     }
 }

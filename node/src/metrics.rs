@@ -120,6 +120,14 @@ pub struct ReplicationMetrics {
     pub repair_bytes: Counter,
     /// Partitions whose digests differed from a peer's in the last round.
     pub partitions_out_of_sync: Gauge,
+    /// Chunks the scrubber re-hashed.
+    pub scrubbed_chunks: Counter,
+    /// Bytes the scrubber re-hashed.
+    pub scrubbed_bytes: Counter,
+    /// Chunks the scrubber found not matching their id.
+    pub scrub_corrupt: Counter,
+    /// Corrupt chunks the scrubber replaced with a good copy from a replica.
+    pub scrub_repaired: Counter,
 }
 
 /// A request kind label.
@@ -345,6 +353,26 @@ impl Default for Metrics {
                 "replication_repair_bytes",
                 "Chunk bytes pushed by anti-entropy",
                 &r.repair_bytes,
+            ),
+            (
+                "scrub_chunks",
+                "Chunks re-hashed by the scrubber",
+                &r.scrubbed_chunks,
+            ),
+            (
+                "scrub_bytes",
+                "Bytes re-hashed by the scrubber",
+                &r.scrubbed_bytes,
+            ),
+            (
+                "scrub_corrupt",
+                "Chunks the scrubber found not matching their id",
+                &r.scrub_corrupt,
+            ),
+            (
+                "scrub_repaired",
+                "Corrupt chunks the scrubber replaced from a replica",
+                &r.scrub_repaired,
             ),
         ] {
             registry.register(name, help, counter.clone());

@@ -69,6 +69,7 @@ pub struct Node {
     ingest: JoinHandle<()>,
     replica_server: JoinHandle<()>,
     anti_entropy: JoinHandle<()>,
+    scrubber: JoinHandle<()>,
 }
 
 impl Node {
@@ -163,6 +164,10 @@ impl Node {
             replication.clone(),
             Duration::from_secs(config.anti_entropy_seconds.max(1)),
         ));
+        let scrubber = tokio::spawn(crate::replication::run_scrubber(
+            replication.clone(),
+            config.scrub_bytes_per_second,
+        ));
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             store,
@@ -221,6 +226,7 @@ impl Node {
             ingest: ingest_task,
             replica_server,
             anti_entropy,
+            scrubber,
         })
     }
 
@@ -259,6 +265,7 @@ impl Node {
         self.ingest.abort();
         self.replica_server.abort();
         self.anti_entropy.abort();
+        self.scrubber.abort();
         self.shared.writer.close().await;
         tracing::info!("stopped");
     }

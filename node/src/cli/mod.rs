@@ -200,6 +200,11 @@ pub struct RunArgs {
     /// starts soon after each layout change [default: 30]
     #[arg(long, env = "STEMMA_ANTI_ENTROPY_SECONDS", value_name = "SECS")]
     anti_entropy_seconds: Option<u64>,
+    /// How fast the scrubber re-hashes held chunks, in bytes per second; a
+    /// corrupt copy is replaced from a replica. 0 turns it off [default:
+    /// 8388608, 8 MiB/s]
+    #[arg(long, env = "STEMMA_SCRUB_BYTES_PER_SECOND", value_name = "BYTES")]
+    scrub_bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -268,6 +273,9 @@ impl RunArgs {
         }
         if let Some(v) = self.anti_entropy_seconds {
             config.anti_entropy_seconds = v;
+        }
+        if let Some(v) = self.scrub_bytes_per_second {
+            config.scrub_bytes_per_second = v;
         }
         if let Some(v) = self.partitions {
             config.partitions = v;

@@ -19,6 +19,7 @@
 
 mod anti_entropy;
 mod coordinator;
+mod scrub;
 mod serve;
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,7 @@ use crate::p2p::P2pHandle;
 use crate::store::{Store, StoreError, Writer};
 
 pub(crate) use anti_entropy::run as run_anti_entropy;
+pub(crate) use scrub::run as run_scrubber;
 pub(crate) use serve::serve;
 pub(crate) use transport::PROTOCOL;
 
