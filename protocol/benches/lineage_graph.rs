@@ -3,13 +3,17 @@
 //! after a million edits (30% removals) with and without an epoch.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-lineage cargo bench -p stemma-protocol --bench lineage_graph
+//! cargo bench -p stemma-protocol --bench lineage_graph
 //! LINEAGE_ENTITIES=10000 LINEAGE_EDGES=30000 LINEAGE_EDITS=100000 cargo bench ... # smaller
 //! ```
 //!
-//! Figures only; nothing is asserted about time.
+//! Figures only; nothing is asserted about time. Runs on mimalloc, the node
+//! binary's allocator.
 
 use std::time::{Duration, Instant};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use stemma_protocol::lineage::generate::{self, SplitMix64};
 use stemma_protocol::lineage::{

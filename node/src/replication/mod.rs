@@ -32,6 +32,7 @@ use libp2p_stream::Control;
 use stemma_protocol::membership::NodeId;
 use stemma_protocol::names::HlcClock;
 use stemma_protocol::placement::{Layout, NodeSpec, PlacementConfig, View};
+use stemma_protocol::replication::FillLeases;
 
 use crate::metrics::Metrics;
 use crate::p2p::P2pHandle;
@@ -53,6 +54,10 @@ pub(crate) struct Replication {
     write_quorum: usize,
     layouts: Mutex<Layouts>,
     clock: Mutex<HlcClock>,
+    /// Which peer fills which partition this node lacks (anti-entropy).
+    leases: Mutex<FillLeases>,
+    /// The origin of the leases' clock.
+    started: std::time::Instant,
     metrics: Arc<Metrics>,
 }
 
@@ -158,6 +163,8 @@ impl Replication {
             write_quorum: s.write_quorum,
             layouts: Mutex::new(Layouts::default()),
             clock: Mutex::new(clock),
+            leases: Mutex::new(FillLeases::new()),
+            started: std::time::Instant::now(),
             metrics: s.metrics,
         })
     }

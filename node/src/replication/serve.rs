@@ -9,7 +9,10 @@ use futures::{AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use libp2p_stream::IncomingStreams;
 use stemma_protocol::membership::MemberState;
-use stemma_protocol::replication::{NameRegister, ReplicaRequest, ReplicaResponse, answer_roots};
+use stemma_protocol::membership::NodeId;
+use stemma_protocol::replication::{
+    ItemKind, NameRegister, ReplicaRequest, ReplicaResponse, answer_roots,
+};
 use stemma_protocol::wire::MAX_LIST_PAGE;
 use stemma_protocol::{BucketName, ObjectKey};
 use tokio::sync::Semaphore;
@@ -58,7 +61,10 @@ impl Replication {
                 tracing::info!(%peer, error = %e, "malformed replica request refused");
                 refused(format!("malformed request: {e}"))
             }
-            Ok(Ok(request)) if self.is_member(&peer).await => self.answer(request).await,
+            Ok(Ok(request)) if self.is_member(&peer).await => match crate::p2p::node_of(&peer) {
+                Some(node) => self.answer_peer(node, request).await,
+                None => self.answer(request).await,
+            },
             Ok(Ok(_)) => {
                 self.metrics.replication.refused_requests.inc();
                 tracing::info!(%peer, "replica request from a non-member refused");
@@ -78,6 +84,49 @@ impl Replication {
         self.p2p.members().await.iter().any(|(m, _)| {
             m.id.node == node && matches!(m.state, MemberState::Alive | MemberState::Suspect)
         })
+    }
+
+    /// A peer's request: anti-entropy offers are answered only for the
+    /// partitions this peer may fill (one filler per partition, see
+    /// `FillLeases`), and each push renews the pusher's lease.
+    async fn answer_peer(&self, peer: NodeId, request: ReplicaRequest) -> ReplicaResponse {
+        let now = self.started.elapsed();
+        let partitions = self.config.partitions;
+        let pushed = match &request {
+            ReplicaRequest::PutChunk { id, .. } => Some((ItemKind::Chunk, partitions.of_chunk(id))),
+            ReplicaRequest::PutManifest { manifest } => Some((
+                ItemKind::Manifest,
+                partitions.of_object(&manifest.object_id()),
+            )),
+            ReplicaRequest::PutName { bucket, key, .. } => parse(bucket, key)
+                .ok()
+                .map(|(b, k)| (ItemKind::Name, partitions.of_name(&b, &k))),
+            _ => None,
+        };
+        if let Some((kind, partition)) = pushed {
+            self.leases
+                .lock()
+                .expect("leases lock")
+                .renew(kind, partition.index(), peer, now);
+        }
+        let kind = match &request {
+            ReplicaRequest::Roots { kind, .. } => Some(*kind),
+            _ => None,
+        };
+        let answer = self.answer(request).await;
+        match (kind, answer) {
+            (Some(kind), ReplicaResponse::Entries(entries)) => {
+                let mut leases = self.leases.lock().expect("leases lock");
+                leases.expire(now);
+                ReplicaResponse::Entries(
+                    entries
+                        .into_iter()
+                        .filter(|(p, _)| leases.grant(kind, *p, peer, now))
+                        .collect(),
+                )
+            }
+            (_, answer) => answer,
+        }
     }
 
     /// Carries out one replica request on this node's store.

@@ -31,6 +31,7 @@
 
 mod anti_entropy;
 mod digest;
+mod fill_lease;
 mod gc;
 mod message;
 mod quorum;
@@ -43,6 +44,7 @@ pub use anti_entropy::{
     to_push,
 };
 pub use digest::{DigestEntry, DigestError, EntryDiff, PartitionDigest, diff_entries};
+pub use fill_lease::{FILL_LEASE, FillLeases};
 pub use gc::{ChunkLedger, ChunkRefs, GcError, GcVerdict, gc_verdict};
 pub use message::{NameRegister, ReplicaRequest, ReplicaResponse};
 pub use quorum::{QuorumError, QuorumState, WriteQuorum, effective_quorum};

@@ -1,0 +1,301 @@
+//! Replication figures with real `stemma node run` processes on 127.0.0.1,
+//! all in one run:
+//!
+//! 1. put and get throughput through the client, to one node alone and to a
+//!    3-node cluster with RF = 3 (every byte stored three times, all three
+//!    nodes sharing this machine's cores). Goal: RF = 3 put ≥ 40 % of the
+//!    single-node put.
+//! 2. five nodes in five zones, RF = 3, holding about `STEMMA_BENCH_NODE_MIB`
+//!    (default 1,024) MiB each: one is SIGKILLed; the time until every
+//!    survivor's layout has dropped it (detection), and until every chunk is
+//!    on its three owners again (checked through each node's chunk listing),
+//!    with the bytes anti-entropy copied.
+//! 3. the lost node comes back, then a sixth node joins: the bytes copied
+//!    until every chunk is on its owners in the six-node layout, beside the
+//!    minimum (the bytes of the chunks the new layout puts on the new node,
+//!    which must arrive whatever moves).
+//!
+//! ```text
+//! cargo build --release --bin stemma
+//! cargo bench -p stemma-tests --bench replication
+//! ```
+//!
+//! `STEMMA_BENCH_PUT_MIB` (default 512) sets the data of part 1. It only prints.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rand::{RngCore, SeedableRng};
+use stemma_client::{ObjectPath, PutOptions};
+use stemma_protocol::membership::NodeId;
+use stemma_protocol::placement::{Layout, NodeSpec, PlacementConfig, View};
+use stemma_protocol::{ChunkId, ChunkSize};
+use stemma_tests::{TestNode, http_get, wait_for};
+
+const SECRET: &str = "replication-bench-secret";
+const MIB: usize = 1024 * 1024;
+/// Objects are this large: 16 chunks each.
+const OBJECT: usize = 16 * 1_040_384;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn member(zone: &str, join: Option<&str>) -> anyhow::Result<TestNode> {
+    let mut args = vec![
+        "--no-mdns",
+        "--zone",
+        zone,
+        "--anti-entropy-seconds",
+        "5",
+        "--scrub-bytes-per-second",
+        "0",
+    ];
+    if let Some(join) = join {
+        args.extend(["--join", join]);
+    }
+    TestNode::start_in(Some(SECRET), &args)
+}
+
+async fn cluster(n: usize) -> anyhow::Result<Vec<TestNode>> {
+    let first = member("zone-1", None)?;
+    let join = first.p2p_addr();
+    let mut nodes = vec![first];
+    for i in 2..=n {
+        nodes.push(member(&format!("zone-{i}"), Some(&join))?);
+    }
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_for_layouts(&all, n).await?;
+    Ok(nodes)
+}
+
+fn layout_nodes(node: &TestNode) -> anyhow::Result<usize> {
+    let status: serde_json::Value =
+        serde_json::from_str(&http_get(node.info.http_addr, "/status")?)?;
+    Ok(status["layout"]["nodes"].as_u64().unwrap_or(0) as usize)
+}
+
+async fn wait_for_layouts(nodes: &[&TestNode], n: usize) -> anyhow::Result<Duration> {
+    wait_for(
+        &format!("every layout holds {n} nodes"),
+        Duration::from_secs(120),
+        || async {
+            for node in nodes {
+                if layout_nodes(node)? != n {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await
+}
+
+/// `count` objects of [`OBJECT`] random bytes, with their chunk ids.
+fn objects(count: usize, seed: u64) -> (Vec<Vec<u8>>, BTreeSet<ChunkId>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let data: Vec<Vec<u8>> = (0..count)
+        .map(|_| {
+            let mut d = vec![0u8; OBJECT];
+            rng.fill_bytes(&mut d);
+            d
+        })
+        .collect();
+    let ids = data
+        .iter()
+        .flat_map(|d| d.chunks(ChunkSize::DEFAULT.bytes()).map(ChunkId::of))
+        .collect();
+    (data, ids)
+}
+
+/// Puts every object through one client of `node`; MB/s.
+async fn put_all(node: &TestNode, prefix: &str, data: &[Vec<u8>]) -> anyhow::Result<f64> {
+    let client = node.client().await?;
+    let start = Instant::now();
+    for (i, d) in data.iter().enumerate() {
+        let path = ObjectPath::parse(&format!("{prefix}/object-{i:04}"))?;
+        client
+            .put(&path, d.as_slice(), PutOptions::default(), |_| {})
+            .await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    client.close().await;
+    Ok(data.len() as f64 * OBJECT as f64 / 1e6 / secs)
+}
+
+/// Gets every object back through one client of `node`; MB/s.
+async fn get_all(node: &TestNode, prefix: &str, data: &[Vec<u8>]) -> anyhow::Result<f64> {
+    let client = node.client().await?;
+    let start = Instant::now();
+    for (i, d) in data.iter().enumerate() {
+        let path = ObjectPath::parse(&format!("{prefix}/object-{i:04}"))?;
+        let mut out = Vec::with_capacity(d.len());
+        client.get(&path, &mut out, |_| {}).await?;
+        anyhow::ensure!(out == *d, "{path} came back different");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    client.close().await;
+    Ok(data.len() as f64 * OBJECT as f64 / 1e6 / secs)
+}
+
+/// The layout the nodes compute (RF 3, 256 partitions, equal capacities).
+fn layout_of(nodes: &[&TestNode], zones: &[String]) -> anyhow::Result<Layout> {
+    let specs = nodes.iter().zip(zones).map(|(node, zone)| {
+        let id: NodeId = node.info.node_id.parse().expect("a node id");
+        NodeSpec::new(id, zone.clone(), 1)
+    });
+    Ok(Layout::initial(
+        &View::new(specs)?,
+        PlacementConfig::new(256, 3)?,
+    )?)
+}
+
+fn held(node: &TestNode) -> anyhow::Result<BTreeSet<ChunkId>> {
+    let body: serde_json::Value =
+        serde_json::from_str(&http_get(node.info.http_addr, "/debug/chunks")?)?;
+    Ok(body["chunks"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+        .unwrap_or_default())
+}
+
+/// Whether every chunk is on each of its owners in `layout`.
+fn placed(
+    nodes: &[&TestNode],
+    layout: &Layout,
+    chunks: &BTreeSet<ChunkId>,
+) -> anyhow::Result<bool> {
+    let mut holdings: BTreeMap<NodeId, BTreeSet<ChunkId>> = BTreeMap::new();
+    for node in nodes {
+        holdings.insert(node.info.node_id.parse()?, held(node)?);
+    }
+    Ok(chunks.iter().all(|c| {
+        layout
+            .replicas(layout.partitions().of_chunk(c))
+            .iter()
+            .all(|owner| holdings.get(owner).is_some_and(|h| h.contains(c)))
+    }))
+}
+
+fn copied_bytes(nodes: &[&TestNode]) -> anyhow::Result<f64> {
+    let mut sum = 0.0;
+    for node in nodes {
+        sum += node.metric("stemma_replication_repair_bytes_total")?;
+    }
+    Ok(sum)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    println!("binary {}", stemma_tests::stemma_bin().display());
+    let put_mib = env_or("STEMMA_BENCH_PUT_MIB", 512);
+    let node_mib = env_or("STEMMA_BENCH_NODE_MIB", 1024);
+
+    // 1. Throughput: one node, then three with RF = 3, same data.
+    let (data, _) = objects((put_mib * MIB).div_ceil(OBJECT), 1);
+    let single = TestNode::start_in(Some(SECRET), &["--no-mdns"])?;
+    let single_put = put_all(&single, "bench", &data).await?;
+    let single_get = get_all(&single, "bench", &data).await?;
+    drop(single);
+    let three = cluster(3).await?;
+    let rf3_put = put_all(&three[0], "bench", &data).await?;
+    let rf3_get = get_all(&three[1], "bench", &data).await?;
+    drop(three);
+    drop(data);
+    println!(
+        "throughput, {} objects of {} bytes:",
+        put_mib * MIB / OBJECT,
+        OBJECT
+    );
+    println!("  one node:          put {single_put:7.1} MB/s   get {single_get:7.1} MB/s");
+    println!(
+        "  3 nodes, RF = 3:   put {rf3_put:7.1} MB/s   get {rf3_get:7.1} MB/s   (put {:.1} % of one node's; goal >= 40 %)",
+        100.0 * rf3_put / single_put
+    );
+
+    // 2. Five nodes hold node_mib each (total logical data node_mib × 5 / 3);
+    // one is killed.
+    let zones: Vec<String> = (1..=6).map(|i| format!("zone-{i}")).collect();
+    let mut nodes = cluster(5).await?;
+    let (data, chunks) = objects((node_mib * MIB * 5 / 3).div_ceil(OBJECT), 2);
+    let fill = put_all(&nodes[0], "data", &data).await?;
+    drop(data);
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    let layout = layout_of(&all, &zones)?;
+    wait_for(
+        "every chunk on its owners",
+        Duration::from_secs(300),
+        || async { placed(&all, &layout, &chunks) },
+    )
+    .await?;
+    let victim_bytes = held(&nodes[4])?.len() as f64 * ChunkSize::DEFAULT.bytes() as f64;
+    let before = copied_bytes(&all)?;
+    println!(
+        "five nodes filled at {fill:.1} MB/s; node 5 holds {:.0} MiB",
+        victim_bytes / MIB as f64
+    );
+    let killed = Instant::now();
+    nodes[4].kill();
+    let survivors: Vec<&TestNode> = nodes[..4].iter().collect();
+    wait_for_layouts(&survivors, 4).await?;
+    let detected = killed.elapsed();
+    let layout = layout_of(&survivors, &zones)?;
+    wait_for("RF restored", Duration::from_secs(600), || async {
+        placed(&survivors, &layout, &chunks)
+    })
+    .await?;
+    let restored = killed.elapsed();
+    let copied = copied_bytes(&survivors)? - before;
+    println!(
+        "losing a node that held {:.0} MiB: every survivor's layout dropped it after {:.1} s; RF = 3 restored after {:.1} s ({:.1} s of copying, {:.0} MiB copied, {:.1} MB/s)",
+        victim_bytes / MIB as f64,
+        detected.as_secs_f64(),
+        restored.as_secs_f64(),
+        (restored - detected).as_secs_f64(),
+        copied / MIB as f64,
+        copied / 1e6 / (restored - detected).as_secs_f64()
+    );
+
+    // 3. The lost node comes back; then a sixth node joins the five: bytes
+    // moved against the minimum.
+    nodes[4].restart()?;
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_for_layouts(&all, 5).await?;
+    let layout = layout_of(&all, &zones)?;
+    wait_for("the five settled", Duration::from_secs(600), || async {
+        placed(&all, &layout, &chunks)
+    })
+    .await?;
+    nodes.push(member("zone-6", Some(&nodes[0].p2p_addr()))?);
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    let before = copied_bytes(&all)?;
+    let joined = Instant::now();
+    wait_for_layouts(&all, 6).await?;
+    let layout = layout_of(&all, &zones)?;
+    wait_for("the new node filled", Duration::from_secs(600), || async {
+        placed(&all, &layout, &chunks)
+    })
+    .await?;
+    let moved = copied_bytes(&all)? - before;
+    let new_id: NodeId = nodes[5].info.node_id.parse()?;
+    let minimum = chunks
+        .iter()
+        .filter(|c| {
+            layout
+                .replicas(layout.partitions().of_chunk(c))
+                .contains(&new_id)
+        })
+        .count() as f64
+        * ChunkSize::DEFAULT.bytes() as f64;
+    println!(
+        "a sixth node joining: {:.0} MiB copied in {:.1} s; minimum {:.0} MiB (the new node's share); {:.2}x the minimum",
+        moved / MIB as f64,
+        joined.elapsed().as_secs_f64(),
+        minimum / MIB as f64,
+        moved / minimum
+    );
+    Ok(())
+}
