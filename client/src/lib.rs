@@ -61,7 +61,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub use connection_string::ConnectionString;
 pub use error::Error;
 pub use stemma_protocol::membership::MemberState;
-pub use stemma_protocol::wire::{ListEntry, MemberRow, ObjectInfo};
+pub use stemma_protocol::wire::{ListEntry, MemberRow, NodeStatus, ObjectInfo, StatusReport};
 pub use stemma_protocol::{BucketName, ChunkId, NameError, ObjectId, ObjectKey, ObjectPath};
 
 use transport::{expect_frame, read_frame, write_frame};
@@ -329,6 +329,15 @@ impl Client {
     pub async fn members(&self) -> Result<Vec<MemberRow>, Error> {
         match self.call(&Request::Members).await? {
             Response::Members(rows) => Ok(rows),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The node's view of placement and repair, with what every node of its
+    /// layout stores.
+    pub async fn status(&self) -> Result<StatusReport, Error> {
+        match self.call(&Request::Status).await? {
+            Response::Status(report) => Ok(report),
             other => Err(unexpected(other)),
         }
     }

@@ -290,6 +290,12 @@ async fn serve_stream(
                 Ok(Response::Deleted)
             }
             Request::Members => Ok(Response::Members(member_rows(shared).await)),
+            Request::Status => shared
+                .replication
+                .status_report(shared.node_id.clone())
+                .await
+                .map(Response::Status)
+                .map_err(Failure::from),
             Request::Lineage { namespace, request } => {
                 lineage_call(shared, namespace, &request).await
             }
@@ -400,6 +406,7 @@ fn request_kind(request: &Request) -> &'static str {
         Request::List { .. } => "list",
         Request::Delete { .. } => "delete",
         Request::Members => "members",
+        Request::Status => "status",
         Request::Lineage { .. } => "lineage",
     }
 }

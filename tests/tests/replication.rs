@@ -514,6 +514,39 @@ async fn the_scrubber_replaces_a_corrupt_copy_nobody_reads() -> anyhow::Result<(
     // No client read the object in between: the scrubber found it.
     assert!(nodes[victim].metric("stemma_scrub_corrupt_total")? >= 1.0);
     assert!(get(&nodes[victim], "scrub/unread").await? == data);
+
+    // `stemma status` shows the layout and what each node stores.
+    let out = nodes[1].cli(&["status", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["nodes"], 3);
+    assert_eq!(report["replication"], 3);
+    assert_eq!(report["node_id"], nodes[1].info.node_id.as_str());
+    let per_node = report["per_node"].as_array().expect("per_node");
+    assert_eq!(per_node.len(), 3);
+    assert_eq!(
+        per_node[0]["node_id"],
+        nodes[1].info.node_id.as_str(),
+        "itself first"
+    );
+    for n in per_node {
+        assert_eq!(
+            n["replicas"], 256,
+            "RF 3 on three nodes: every partition everywhere"
+        );
+        let stored = n["stored"].as_array().expect("every node answered");
+        assert!(stored[2].as_u64().unwrap_or(0) >= data.len() as u64, "{n}");
+    }
+    let out = nodes[1].cli(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("layout: 3 nodes, 256 partitions, RF 3, W 2"),
+        "{text}"
+    );
     Ok(())
 }
 

@@ -106,6 +106,10 @@ enum Command {
     /// List the cluster's members as the node sees them: state, zone, addresses,
     /// incarnation, and when each was last heard from.
     Members,
+    /// Show placement and repair as the node sees them: the layout (nodes,
+    /// partitions, RF, W, how often it changed), partitions still being
+    /// repaired or moved, and each node's replicas and stored bytes.
+    Status,
     /// Edit and query the data-lineage graph (see `stemma lineage --help`).
     Lineage(lineage::LineageArgs),
 }
@@ -320,6 +324,7 @@ pub fn main() -> ExitCode {
             Command::Stat(args) => objects::stat(cli.node, cli.output, args).await,
             Command::Rm(args) => objects::rm(cli.node, cli.output, args).await,
             Command::Members => objects::members(cli.node, cli.output).await,
+            Command::Status => objects::status(cli.node, cli.output).await,
             Command::Lineage(args) => lineage::run(cli.node, cli.output, args).await,
         }
     });

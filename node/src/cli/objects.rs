@@ -422,6 +422,57 @@ async fn members_inner(node: Option<String>, output: Output) -> Result<(), Faile
     Ok(())
 }
 
+pub async fn status(node: Option<String>, output: Output) -> u8 {
+    finish(output, status_inner(node, output).await)
+}
+
+async fn status_inner(node: Option<String>, output: Output) -> Result<(), Failed> {
+    let client = connect(node).await?;
+    let report = client.status().await?;
+    client.close().await;
+    if output.json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "layout: {} nodes, {} partitions, RF {}, W {}; changed {} times since this node started",
+        report.nodes,
+        report.partitions,
+        report.replication,
+        report.write_quorum,
+        report.layout_changes
+    );
+    if report.partitions_out_of_sync == 0 {
+        println!("repair: every partition matched its peers in the last anti-entropy round");
+    } else {
+        println!(
+            "repair: {} partitions differed from a peer's in the last anti-entropy round (moves or repairs in progress)",
+            report.partitions_out_of_sync
+        );
+    }
+    println!(
+        "        {} items copied by this node since it started",
+        report.repairs
+    );
+    println!();
+    println!(
+        "{:<10} {:<10} {:>9} {:>9} {:>9} {:>12}",
+        "NODE", "ZONE", "REPLICAS", "OBJECTS", "CHUNKS", "STORED"
+    );
+    for n in &report.per_node {
+        let short = &n.node_id[n.node_id.len().saturating_sub(8)..];
+        let (objects, chunks, bytes) = match n.stored {
+            Some((o, c, b)) => (o.to_string(), c.to_string(), human_bytes(b)),
+            None => ("?".into(), "?".into(), "no answer".into()),
+        };
+        println!(
+            "{short:<10} {:<10} {:>9} {objects:>9} {chunks:>9} {bytes:>12}",
+            n.zone, n.replicas
+        );
+    }
+    Ok(())
+}
+
 fn info_json(info: &ObjectInfo) -> serde_json::Value {
     serde_json::json!({
         "bucket": info.bucket,

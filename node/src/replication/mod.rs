@@ -21,6 +21,7 @@ mod anti_entropy;
 mod coordinator;
 mod scrub;
 mod serve;
+mod status;
 #[cfg(test)]
 mod tests;
 mod transport;

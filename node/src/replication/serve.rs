@@ -187,6 +187,7 @@ impl Replication {
                     .await
                     .map(ReplicaResponse::Name)
             }
+            ReplicaRequest::Stats => return self.stats_response().await,
             ReplicaRequest::Roots { kind, roots } => {
                 let partitions = self.config.partitions;
                 if roots.len() > partitions.get() as usize {

@@ -90,6 +90,9 @@ pub enum ReplicaRequest {
         /// `(partition, root)`, at most one per partition.
         roots: Vec<Root>,
     },
+    /// What the replica's store holds, for `stemma status`. Answered by
+    /// [`ReplicaResponse::Stats`].
+    Stats,
 }
 
 /// A replica's answer.
@@ -123,6 +126,15 @@ pub enum ReplicaResponse {
     /// The receiver's entries of each offered partition whose root differs
     /// from the sender's ([`answer_roots`](super::answer_roots)).
     Entries(Vec<(u32, Vec<DigestEntry>)>),
+    /// What the replica's store holds.
+    Stats {
+        /// Names (single-node tables) stored.
+        objects: u64,
+        /// Distinct chunks stored.
+        chunks: u64,
+        /// Chunk bytes stored.
+        chunk_bytes: u64,
+    },
 }
 
 #[cfg(test)]
@@ -176,6 +188,12 @@ mod tests {
         roundtrip(&answer);
         let mut buf = Vec::new();
         wire::encode(&answer, &mut buf).expect("a full answer fits in a frame");
+        roundtrip(&ReplicaRequest::Stats);
+        roundtrip(&ReplicaResponse::Stats {
+            objects: 1,
+            chunks: 2,
+            chunk_bytes: 3,
+        });
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub enum Request {
         /// JSON-only: internally tagged).
         request: Vec<u8>,
     },
+    /// The node's view of placement and replication, and what each live
+    /// node stores.
+    Status,
 }
 
 /// The body of a put, after its [`Request::Put`].
@@ -150,6 +153,47 @@ pub enum Response {
     /// The answer to [`Request::Lineage`], as JSON: the same body the HTTP API
     /// returns for that request.
     Lineage(Vec<u8>),
+    /// The answer to [`Request::Status`].
+    Status(StatusReport),
+}
+
+/// A node's view of the cluster's placement and repair, as `stemma status`
+/// shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The node that answered.
+    pub node_id: String,
+    /// Nodes in its layout (itself and the alive members whose zone it knows).
+    pub nodes: u32,
+    /// Partitions of the key space.
+    pub partitions: u32,
+    /// Copies of each partition in this layout (RF, or fewer with fewer nodes).
+    pub replication: u32,
+    /// Durable copies a put waits for in this layout.
+    pub write_quorum: u32,
+    /// How many times its layout changed since it started (the layout's version
+    /// as this node counts it).
+    pub layout_changes: u64,
+    /// Partitions whose copies differed from a peer's in its last anti-entropy
+    /// round: repairs and moves in progress (0 when everything is in place).
+    pub partitions_out_of_sync: u64,
+    /// Items it copied to other nodes by anti-entropy since it started.
+    pub repairs: u64,
+    /// Every node of the layout, this one first.
+    pub per_node: Vec<NodeStatus>,
+}
+
+/// One node of a [`StatusReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Node id.
+    pub node_id: String,
+    /// Zone.
+    pub zone: String,
+    /// Partition replicas the layout gives it.
+    pub replicas: u32,
+    /// What its store holds, if it answered: (objects, chunks, chunk bytes).
+    pub stored: Option<(u64, u64, u64)>,
 }
 
 /// One member as a node sees it.

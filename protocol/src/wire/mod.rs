@@ -21,8 +21,8 @@ mod message;
 
 pub use frame::{FRAME_HEADER_LEN, FrameError, MAX_FRAME_LEN, decode, decode_len, encode};
 pub use message::{
-    GetFrame, Hello, HelloReply, ListEntry, MemberRow, ObjectInfo, PutFrame, Request, Response,
-    WireError,
+    GetFrame, Hello, HelloReply, ListEntry, MemberRow, NodeStatus, ObjectInfo, PutFrame, Request,
+    Response, StatusReport, WireError,
 };
 
 /// The protocol version this build speaks.
