@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use rand::{RngCore, SeedableRng};
 use stemma_client::{ObjectPath, PutOptions};
 use stemma_protocol::membership::NodeId;
-use stemma_protocol::placement::{Layout, NodeSpec, PlacementConfig, View};
+use stemma_protocol::placement::Layout;
 use stemma_protocol::{ChunkId, ChunkSize};
-use stemma_tests::{TestNode, http_get, wait_for};
+use stemma_tests::{TestNode, expected_layout, http_get, wait_for, wait_for_layouts};
 
 const SECRET: &str = "replication-bench-secret";
 const MIB: usize = 1024 * 1024;
@@ -70,28 +70,6 @@ async fn cluster(n: usize) -> anyhow::Result<Vec<TestNode>> {
     let all: Vec<&TestNode> = nodes.iter().collect();
     wait_for_layouts(&all, n).await?;
     Ok(nodes)
-}
-
-fn layout_nodes(node: &TestNode) -> anyhow::Result<usize> {
-    let status: serde_json::Value =
-        serde_json::from_str(&http_get(node.info.http_addr, "/status")?)?;
-    Ok(status["layout"]["nodes"].as_u64().unwrap_or(0) as usize)
-}
-
-async fn wait_for_layouts(nodes: &[&TestNode], n: usize) -> anyhow::Result<Duration> {
-    wait_for(
-        &format!("every layout holds {n} nodes"),
-        Duration::from_secs(120),
-        || async {
-            for node in nodes {
-                if layout_nodes(node)? != n {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        },
-    )
-    .await
 }
 
 /// `count` objects of [`OBJECT`] random bytes, with their chunk ids.
@@ -139,18 +117,6 @@ async fn get_all(node: &TestNode, prefix: &str, data: &[Vec<u8>]) -> anyhow::Res
     let secs = start.elapsed().as_secs_f64();
     client.close().await;
     Ok(data.len() as f64 * OBJECT as f64 / 1e6 / secs)
-}
-
-/// The layout the nodes compute (RF 3, 256 partitions, equal capacities).
-fn layout_of(nodes: &[&TestNode], zones: &[String]) -> anyhow::Result<Layout> {
-    let specs = nodes.iter().zip(zones).map(|(node, zone)| {
-        let id: NodeId = node.info.node_id.parse().expect("a node id");
-        NodeSpec::new(id, zone.clone(), 1)
-    });
-    Ok(Layout::initial(
-        &View::new(specs)?,
-        PlacementConfig::new(256, 3)?,
-    )?)
 }
 
 fn held(node: &TestNode) -> anyhow::Result<BTreeSet<ChunkId>> {
@@ -224,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
     let fill = put_all(&nodes[0], "data", &data).await?;
     drop(data);
     let all: Vec<&TestNode> = nodes.iter().collect();
-    let layout = layout_of(&all, &zones)?;
+    let layout = expected_layout(&all, &zones)?;
     wait_for(
         "every chunk on its owners",
         Duration::from_secs(300),
@@ -242,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
     let survivors: Vec<&TestNode> = nodes[..4].iter().collect();
     wait_for_layouts(&survivors, 4).await?;
     let detected = killed.elapsed();
-    let layout = layout_of(&survivors, &zones)?;
+    let layout = expected_layout(&survivors, &zones)?;
     wait_for("RF restored", Duration::from_secs(600), || async {
         placed(&survivors, &layout, &chunks)
     })
@@ -264,7 +230,7 @@ async fn main() -> anyhow::Result<()> {
     nodes[4].restart()?;
     let all: Vec<&TestNode> = nodes.iter().collect();
     wait_for_layouts(&all, 5).await?;
-    let layout = layout_of(&all, &zones)?;
+    let layout = expected_layout(&all, &zones)?;
     wait_for("the five settled", Duration::from_secs(600), || async {
         placed(&all, &layout, &chunks)
     })
@@ -274,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
     let before = copied_bytes(&all)?;
     let joined = Instant::now();
     wait_for_layouts(&all, 6).await?;
-    let layout = layout_of(&all, &zones)?;
+    let layout = expected_layout(&all, &zones)?;
     wait_for("the new node filled", Duration::from_secs(600), || async {
         placed(&all, &layout, &chunks)
     })

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use stemma_client::{Client, ConnectionString};
 use stemma_node::{NODE_FILE, NodeInfo};
+use stemma_protocol::placement::Layout;
 
 /// How long a node may take to write its `node.json`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -350,4 +351,70 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+// --- Replicated clusters ----------------------------------------------
+
+/// Waits until every node's layout holds exactly `n` nodes (60 s at most);
+/// on failure, prints what each node sees.
+pub async fn wait_for_layouts(nodes: &[&TestNode], n: usize) -> anyhow::Result<Duration> {
+    let waited = wait_for(
+        &format!("every node's layout holds {n} nodes"),
+        Duration::from_secs(60),
+        || async {
+            for node in nodes {
+                if layout_nodes(node)? != n {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await;
+    if waited.is_err() {
+        for node in nodes {
+            let members = node.members().await.unwrap_or_default();
+            let states: Vec<String> = members
+                .iter()
+                .map(|m| {
+                    let short = &m.node_id[m.node_id.len().saturating_sub(6)..];
+                    format!("{short}/{}:{:?}:{:?}", m.generation, m.state, m.zone)
+                })
+                .collect();
+            eprintln!(
+                "{}: layout of {:?} nodes; members {states:?}",
+                node.info.node_id,
+                layout_nodes(node).ok()
+            );
+        }
+    }
+    waited
+}
+
+/// The layout the nodes compute for this view (RF 3, 256 partitions, equal
+/// capacities, node `i` of `zones[i]`): computed here from the same inputs,
+/// so that tests check placement rather than trust it.
+pub fn expected_layout(nodes: &[&TestNode], zones: &[String]) -> anyhow::Result<Layout> {
+    use stemma_protocol::placement::{NodeSpec, PlacementConfig, View};
+    let specs = nodes.iter().zip(zones).map(|(node, zone)| {
+        let id: stemma_protocol::membership::NodeId = node.info.node_id.parse().expect("a node id");
+        NodeSpec::new(id, zone.clone(), 1)
+    });
+    Ok(Layout::initial(
+        &View::new(specs)?,
+        PlacementConfig::new(256, 3)?,
+    )?)
+}
+
+/// A node's `GET /status`.
+pub fn status(node: &TestNode) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::from_str(&http_get(
+        node.info.http_addr,
+        "/status",
+    )?)?)
+}
+
+/// How many nodes the node's placement layout holds.
+pub fn layout_nodes(node: &TestNode) -> anyhow::Result<usize> {
+    Ok(status(node)?["layout"]["nodes"].as_u64().unwrap_or(0) as usize)
 }

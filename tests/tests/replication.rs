@@ -14,12 +14,20 @@ use std::time::Duration;
 use rand::{RngCore, SeedableRng};
 use stemma_client::{ObjectPath, PutOptions};
 use stemma_protocol::membership::NodeId;
-use stemma_protocol::placement::{Layout, NodeSpec, PlacementConfig, View};
+use stemma_protocol::placement::Layout;
 use stemma_protocol::{ChunkId, ChunkSize};
-use stemma_tests::{TestNode, http_get, http_post, seed_from_env, wait_for};
+use stemma_tests::{
+    TestNode, expected_layout, http_get, http_post, layout_nodes, seed_from_env, wait_for,
+    wait_for_layouts,
+};
 
 const SECRET: &str = "replication-test-secret";
 const MIB: usize = 1024 * 1024;
+
+/// The tests of this file start up to six node processes each; they run one
+/// at a time, so that no test's membership (on LAN timing: 1 s probes) is
+/// starved of CPU by another's nodes on a 2-core machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Starts a node in `zone`, RF = 3, W = 2, anti-entropy every 2 s, joined to
 /// `join` if given.
@@ -42,41 +50,6 @@ fn start_member(zone: &str, join: Option<&str>, extra: &[&str]) -> anyhow::Resul
     TestNode::start_in(Some(SECRET), &args)
 }
 
-/// Waits until every node's layout holds exactly `n` nodes.
-async fn wait_for_layouts(nodes: &[&TestNode], n: usize) -> anyhow::Result<Duration> {
-    let waited = wait_for(
-        &format!("every node's layout holds {n} nodes"),
-        Duration::from_secs(60),
-        || async {
-            for node in nodes {
-                if layout_nodes(node)? != n {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        },
-    )
-    .await;
-    if waited.is_err() {
-        for node in nodes {
-            let members = node.members().await.unwrap_or_default();
-            let states: Vec<String> = members
-                .iter()
-                .map(|m| {
-                    let short = &m.node_id[m.node_id.len().saturating_sub(6)..];
-                    format!("{short}/{}:{:?}:{:?}", m.generation, m.state, m.zone)
-                })
-                .collect();
-            eprintln!(
-                "{}: layout of {:?} nodes; members {states:?}",
-                node.info.node_id,
-                layout_nodes(node).ok()
-            );
-        }
-    }
-    waited
-}
-
 /// Starts `n` nodes in zones `zone-1 … zone-n` and waits until every node's
 /// layout holds all of them.
 async fn cluster(n: usize, extra: &[&str]) -> anyhow::Result<Vec<TestNode>> {
@@ -89,20 +62,6 @@ async fn cluster(n: usize, extra: &[&str]) -> anyhow::Result<Vec<TestNode>> {
     let took = wait_for_layouts(&nodes.iter().collect::<Vec<_>>(), n).await?;
     eprintln!("{n} nodes agree on a layout after {took:?}");
     Ok(nodes)
-}
-
-/// The layout the nodes compute for this view (RF 3, 256 partitions, equal
-/// capacities, node `i` of `zones[i]`): computed here from the same inputs,
-/// so that tests check placement rather than trust it.
-fn expected_layout(nodes: &[&TestNode], zones: &[String]) -> anyhow::Result<Layout> {
-    let specs = nodes.iter().zip(zones).map(|(node, zone)| {
-        let id: NodeId = node.info.node_id.parse().expect("a node id");
-        NodeSpec::new(id, zone.clone(), 1)
-    });
-    Ok(Layout::initial(
-        &View::new(specs)?,
-        PlacementConfig::new(256, 3)?,
-    )?)
 }
 
 /// Whether every chunk of `objects` is on each of its owners in `layout`
@@ -128,17 +87,6 @@ fn on_every_owner(
         }
     }
     Ok(true)
-}
-
-fn status(node: &TestNode) -> anyhow::Result<serde_json::Value> {
-    Ok(serde_json::from_str(&http_get(
-        node.info.http_addr,
-        "/status",
-    )?)?)
-}
-
-fn layout_nodes(node: &TestNode) -> anyhow::Result<usize> {
-    Ok(status(node)?["layout"]["nodes"].as_u64().unwrap_or(0) as usize)
 }
 
 /// The chunk ids a node reports, and those it finds corrupt.
@@ -264,6 +212,7 @@ fn assert_placement(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_keep_every_object_through_the_loss_of_two() -> anyhow::Result<()> {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let seed = seed_from_env(41);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut nodes = cluster(5, &[]).await?;
@@ -410,6 +359,7 @@ async fn five_nodes_keep_every_object_through_the_loss_of_two() -> anyhow::Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_replica_is_never_served_and_a_read_repairs_it() -> anyhow::Result<()> {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let seed = seed_from_env(43);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     // The scrubber off: this test is about reads.
@@ -476,6 +426,7 @@ async fn a_corrupt_replica_is_never_served_and_a_read_repairs_it() -> anyhow::Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scrubber_replaces_a_corrupt_copy_nobody_reads() -> anyhow::Result<()> {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let seed = seed_from_env(47);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let nodes = cluster(
@@ -570,6 +521,7 @@ async fn read_everywhere(nodes: &[&TestNode], path: &str) -> anyhow::Result<Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_written_on_both_sides_of_a_cut_settles_on_the_later_write_everywhere()
 -> anyhow::Result<()> {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let nodes = cluster(5, &["--fault-injection"]).await?;
     let all: Vec<&TestNode> = nodes.iter().collect();
     let (side_a, side_b) = all.split_at(3);

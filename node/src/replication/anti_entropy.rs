@@ -147,7 +147,7 @@ impl Replication {
         kind: ItemKind,
         keys: BTreeSet<[u8; 32]>,
     ) -> usize {
-        let mut requests = Vec::new();
+        let mut stored = 0;
         let store = self.store.clone();
         match kind {
             ItemKind::Chunk => {
@@ -157,12 +157,10 @@ impl Replication {
                     match blocking(move || store.read_chunk(&id)).await {
                         Ok(Some(data)) => {
                             let len = data.len() as u64;
-                            let stored =
-                                self.send(peer, ReplicaRequest::PutChunk { id, data }).await;
-                            if stored {
+                            if self.send(peer, ReplicaRequest::PutChunk { id, data }).await {
                                 self.metrics.replication.repair_bytes.inc_by(len);
+                                stored += 1;
                             }
-                            requests.push(stored);
                         }
                         Ok(None) => {}
                         Err(e) => {
@@ -178,7 +176,7 @@ impl Replication {
                     if let Ok(Some(manifest)) =
                         blocking(move || store.replica_manifest(&object)).await
                     {
-                        requests.push(
+                        stored += usize::from(
                             self.send(peer, ReplicaRequest::PutManifest { manifest })
                                 .await,
                         );
@@ -193,13 +191,13 @@ impl Replication {
                             key: key.to_string(),
                             register,
                         };
-                        requests.push(self.send(peer, request).await);
+                        stored += usize::from(self.send(peer, request).await);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "anti-entropy: cannot read names"),
             },
         }
-        requests.into_iter().filter(|stored| *stored).count()
+        stored
     }
 
     /// Sends one put; whether the peer stored it.
