@@ -201,7 +201,10 @@ impl Client {
             sent += n as u64;
             progress(sent);
         }
-        write_frame(&mut send, &PutFrame::End, &mut frame).await?;
+        if let Err(e) = write_frame(&mut send, &PutFrame::End, &mut frame).await {
+            // Likewise: the last data may already have been refused.
+            return Err(early_answer(&mut recv).await.unwrap_or(e.into()));
+        }
         let _ = send.finish();
         let mut buf = Vec::new();
         match expect_frame::<Response>(&mut recv, &mut buf).await? {
