@@ -398,6 +398,21 @@ impl From<StreamError> for Failure {
     }
 }
 
+/// The next frame of an upload; an upload that ends without its End frame is
+/// refused (nothing is stored).
+async fn next_put_frame<'b>(
+    recv: &mut quinn::RecvStream,
+    buf: &'b mut Vec<u8>,
+) -> Result<PutFrame<'b>, Failure> {
+    match read_frame(recv, buf).await? {
+        Some(payload) => wire::decode::<PutFrame<'_>>(payload)
+            .map_err(|e| Failure::Framing(StreamError::Frame(e))),
+        None => Err(Failure::Request(WireError::BadRequest(
+            "the upload ended without its End frame; nothing was stored".into(),
+        ))),
+    }
+}
+
 fn request_kind(request: &Request) -> &'static str {
     match request {
         Request::Put { .. } => "put",
@@ -566,15 +581,7 @@ async fn put(
         (id, data)
     };
     loop {
-        let frame = match read_frame(recv, &mut buf).await? {
-            Some(payload) => wire::decode::<PutFrame<'_>>(payload)
-                .map_err(|e| Failure::Framing(StreamError::Frame(e)))?,
-            None => {
-                return Err(Failure::Request(WireError::BadRequest(
-                    "the upload ended without its End frame; nothing was stored".into(),
-                )));
-            }
-        };
+        let frame = next_put_frame(recv, &mut buf).await?;
         match frame {
             PutFrame::Data(data) => {
                 shared.metrics.bytes_received.inc_by(data.len() as u64);
@@ -669,15 +676,7 @@ async fn put_replicated(
     let mut new_bytes = 0u64;
     let mut buf = Vec::new();
     loop {
-        let frame = match read_frame(recv, &mut buf).await? {
-            Some(payload) => wire::decode::<PutFrame<'_>>(payload)
-                .map_err(|e| Failure::Framing(StreamError::Frame(e)))?,
-            None => {
-                return Err(Failure::Request(WireError::BadRequest(
-                    "the upload ended without its End frame; nothing was stored".into(),
-                )));
-            }
-        };
+        let frame = next_put_frame(recv, &mut buf).await?;
         match frame {
             PutFrame::Data(data) => {
                 shared.metrics.bytes_received.inc_by(data.len() as u64);

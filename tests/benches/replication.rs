@@ -22,15 +22,16 @@
 //!
 //! `STEMMA_BENCH_PUT_MIB` (default 512) sets the data of part 1. It only prints.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rand::{RngCore, SeedableRng};
 use stemma_client::{ObjectPath, PutOptions};
 use stemma_protocol::membership::NodeId;
-use stemma_protocol::placement::Layout;
 use stemma_protocol::{ChunkId, ChunkSize};
-use stemma_tests::{TestNode, expected_layout, http_get, wait_for, wait_for_layouts};
+use stemma_tests::{
+    TestNode, chunks_on_owners, expected_layout, held_chunks, wait_for, wait_for_layouts,
+};
 
 const SECRET: &str = "replication-bench-secret";
 const MIB: usize = 1024 * 1024;
@@ -119,33 +120,6 @@ async fn get_all(node: &TestNode, prefix: &str, data: &[Vec<u8>]) -> anyhow::Res
     Ok(data.len() as f64 * OBJECT as f64 / 1e6 / secs)
 }
 
-fn held(node: &TestNode) -> anyhow::Result<BTreeSet<ChunkId>> {
-    let body: serde_json::Value =
-        serde_json::from_str(&http_get(node.info.http_addr, "/debug/chunks")?)?;
-    Ok(body["chunks"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
-        .unwrap_or_default())
-}
-
-/// Whether every chunk is on each of its owners in `layout`.
-fn placed(
-    nodes: &[&TestNode],
-    layout: &Layout,
-    chunks: &BTreeSet<ChunkId>,
-) -> anyhow::Result<bool> {
-    let mut holdings: BTreeMap<NodeId, BTreeSet<ChunkId>> = BTreeMap::new();
-    for node in nodes {
-        holdings.insert(node.info.node_id.parse()?, held(node)?);
-    }
-    Ok(chunks.iter().all(|c| {
-        layout
-            .replicas(layout.partitions().of_chunk(c))
-            .iter()
-            .all(|owner| holdings.get(owner).is_some_and(|h| h.contains(c)))
-    }))
-}
-
 fn copied_bytes(nodes: &[&TestNode]) -> anyhow::Result<f64> {
     let mut sum = 0.0;
     for node in nodes {
@@ -194,10 +168,10 @@ async fn main() -> anyhow::Result<()> {
     wait_for(
         "every chunk on its owners",
         Duration::from_secs(300),
-        || async { placed(&all, &layout, &chunks) },
+        || async { chunks_on_owners(&all, &layout, &chunks) },
     )
     .await?;
-    let victim_bytes = held(&nodes[4])?.len() as f64 * ChunkSize::DEFAULT.bytes() as f64;
+    let victim_bytes = held_chunks(&nodes[4])?.len() as f64 * ChunkSize::DEFAULT.bytes() as f64;
     let before = copied_bytes(&all)?;
     println!(
         "five nodes filled at {fill:.1} MB/s; node 5 holds {:.0} MiB",
@@ -210,7 +184,7 @@ async fn main() -> anyhow::Result<()> {
     let detected = killed.elapsed();
     let layout = expected_layout(&survivors, &zones)?;
     wait_for("RF restored", Duration::from_secs(600), || async {
-        placed(&survivors, &layout, &chunks)
+        chunks_on_owners(&survivors, &layout, &chunks)
     })
     .await?;
     let restored = killed.elapsed();
@@ -232,7 +206,7 @@ async fn main() -> anyhow::Result<()> {
     wait_for_layouts(&all, 5).await?;
     let layout = expected_layout(&all, &zones)?;
     wait_for("the five settled", Duration::from_secs(600), || async {
-        placed(&all, &layout, &chunks)
+        chunks_on_owners(&all, &layout, &chunks)
     })
     .await?;
     nodes.push(member("zone-6", Some(&nodes[0].p2p_addr()))?);
@@ -242,7 +216,7 @@ async fn main() -> anyhow::Result<()> {
     wait_for_layouts(&all, 6).await?;
     let layout = expected_layout(&all, &zones)?;
     wait_for("the new node filled", Duration::from_secs(600), || async {
-        placed(&all, &layout, &chunks)
+        chunks_on_owners(&all, &layout, &chunks)
     })
     .await?;
     let moved = copied_bytes(&all)? - before;

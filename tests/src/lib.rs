@@ -13,8 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use std::collections::{BTreeMap, BTreeSet};
 use stemma_client::{Client, ConnectionString};
 use stemma_node::{NODE_FILE, NodeInfo};
+
+use stemma_protocol::ChunkId;
 use stemma_protocol::placement::Layout;
 
 /// How long a node may take to write its `node.json`.
@@ -417,4 +420,36 @@ pub fn status(node: &TestNode) -> anyhow::Result<serde_json::Value> {
 /// How many nodes the node's placement layout holds.
 pub fn layout_nodes(node: &TestNode) -> anyhow::Result<usize> {
     Ok(status(node)?["layout"]["nodes"].as_u64().unwrap_or(0) as usize)
+}
+
+/// The chunks a node holds, from its `GET /debug/chunks`.
+pub fn held_chunks(node: &TestNode) -> anyhow::Result<BTreeSet<ChunkId>> {
+    let body: serde_json::Value =
+        serde_json::from_str(&http_get(node.info.http_addr, "/debug/chunks")?)?;
+    Ok(body["chunks"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+        .unwrap_or_default())
+}
+
+/// Whether every chunk is on each of its owners in `layout`, as the nodes'
+/// chunk listings say.
+pub fn chunks_on_owners(
+    nodes: &[&TestNode],
+    layout: &Layout,
+    chunks: &BTreeSet<ChunkId>,
+) -> anyhow::Result<bool> {
+    let mut holdings: std::collections::BTreeMap<
+        stemma_protocol::membership::NodeId,
+        BTreeSet<ChunkId>,
+    > = BTreeMap::new();
+    for node in nodes {
+        holdings.insert(node.info.node_id.parse()?, held_chunks(node)?);
+    }
+    Ok(chunks.iter().all(|c| {
+        layout
+            .replicas(layout.partitions().of_chunk(c))
+            .iter()
+            .all(|owner| holdings.get(owner).is_some_and(|h| h.contains(c)))
+    }))
 }

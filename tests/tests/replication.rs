@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use rand::{RngCore, SeedableRng};
 use stemma_client::{ObjectPath, PutOptions};
-use stemma_protocol::membership::NodeId;
 use stemma_protocol::placement::Layout;
 use stemma_protocol::{ChunkId, ChunkSize};
 use stemma_tests::{
-    TestNode, expected_layout, http_get, http_post, layout_nodes, seed_from_env, wait_for,
-    wait_for_layouts,
+    TestNode, chunks_on_owners, expected_layout, http_get, http_post, layout_nodes, seed_from_env,
+    wait_for, wait_for_layouts,
 };
 
 const SECRET: &str = "replication-test-secret";
@@ -71,22 +70,11 @@ fn on_every_owner(
     layout: &Layout,
     objects: &BTreeMap<String, Vec<u8>>,
 ) -> anyhow::Result<bool> {
-    let mut held: BTreeMap<NodeId, BTreeSet<String>> = BTreeMap::new();
-    for node in nodes {
-        held.insert(node.info.node_id.parse()?, chunks_of(node)?.0);
-    }
-    for data in objects.values() {
-        for id in chunk_ids(data) {
-            let chunk: ChunkId = id.parse()?;
-            let partition = layout.partitions().of_chunk(&chunk);
-            for owner in layout.replicas(partition) {
-                if !held.get(owner).is_some_and(|h| h.contains(&id)) {
-                    return Ok(false);
-                }
-            }
-        }
-    }
-    Ok(true)
+    let chunks: BTreeSet<ChunkId> = objects
+        .values()
+        .flat_map(|d| d.chunks(ChunkSize::DEFAULT.bytes()).map(ChunkId::of))
+        .collect();
+    chunks_on_owners(nodes, layout, &chunks)
 }
 
 /// The chunk ids a node reports, and those it finds corrupt.

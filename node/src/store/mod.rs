@@ -258,8 +258,32 @@ impl Store {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<ListPage, StoreError> {
+        let (out, more) = self.scan_names(
+            tables::NAMES,
+            bucket,
+            prefix,
+            start_after,
+            limit,
+            NameRecord::decode,
+        )?;
+        let next = more.then(|| out.last().map(|(k, _)| k.clone())).flatten();
+        Ok((out, next))
+    }
+
+    /// Up to `limit` rows of a (bucket, key) table for `bucket` whose keys
+    /// start with `prefix`, after `start_after`, decoded (rows that do not
+    /// decode are skipped); and whether more follow.
+    fn scan_names<T>(
+        &self,
+        table: redb::TableDefinition<'_, (&str, &str), &[u8]>,
+        bucket: &BucketName,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        decode: impl Fn(&[u8]) -> Option<T>,
+    ) -> Result<(Vec<(String, T)>, bool), StoreError> {
         let txn = self.db.begin_read().context("listing")?;
-        let names = txn.open_table(tables::NAMES).context("listing")?;
+        let names = txn.open_table(table).context("listing")?;
         let b = bucket.as_str();
         let start = match start_after {
             Some(after) if after >= prefix => std::ops::Bound::Excluded((b, after)),
@@ -273,17 +297,16 @@ impl Store {
             let (k, v) = row.context("listing")?;
             let (row_bucket, key) = k.value();
             if row_bucket != b || !key.starts_with(prefix) {
-                return Ok((out, None));
+                return Ok((out, false));
             }
             if out.len() == limit {
-                let last = out.last().map(|(k, _): &(String, NameRecord)| k.clone());
-                return Ok((out, last));
+                return Ok((out, true));
             }
-            if let Some(record) = NameRecord::decode(v.value()) {
-                out.push((key.to_string(), record));
+            if let Some(item) = decode(v.value()) {
+                out.push((key.to_string(), item));
             }
         }
-        Ok((out, None))
+        Ok((out, false))
     }
 
     /// The store's counters.
@@ -368,31 +391,14 @@ impl Store {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<(String, NameRegister)>, bool), StoreError> {
-        let txn = self.db.begin_read().context("listing")?;
-        let names = txn.open_table(tables::REPLICA_NAMES).context("listing")?;
-        let b = bucket.as_str();
-        let start = match start_after {
-            Some(after) if after >= prefix => std::ops::Bound::Excluded((b, after)),
-            _ => std::ops::Bound::Included((b, prefix)),
-        };
-        let mut out = Vec::new();
-        for row in names
-            .range::<(&str, &str)>((start, std::ops::Bound::Unbounded))
-            .context("listing")?
-        {
-            let (k, v) = row.context("listing")?;
-            let (row_bucket, key) = k.value();
-            if row_bucket != b || !key.starts_with(prefix) {
-                return Ok((out, false));
-            }
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            if let Some(register) = tables::decode_register(v.value()) {
-                out.push((key.to_string(), register));
-            }
-        }
-        Ok((out, false))
+        self.scan_names(
+            tables::REPLICA_NAMES,
+            bucket,
+            prefix,
+            start_after,
+            limit,
+            tables::decode_register,
+        )
     }
 
     /// Every chunk id this store holds, in order; with `verify`, also those

@@ -87,8 +87,11 @@ pub const MAX_ANSWER_ENTRIES: usize = 16_384;
 
 /// The answer to an offer: for each offered partition whose root differs from
 /// ours (we hold nothing of it, or something else), our entries of it, up to
-/// [`MAX_ANSWER_ENTRIES`] in all (the first differing partition is always
-/// answered). An offer naming a partition twice is answered once.
+/// [`MAX_ANSWER_ENTRIES`] in all, so the answer always fits in a frame. The
+/// first differing partition is always answered, cut to that many entries if
+/// it holds more: the offerer then pushes items we may already hold (a wasted
+/// transfer, never a lost one). An offer naming a partition twice is answered
+/// once.
 pub fn answer_roots(inventory: &Inventory, offered: &[Root]) -> Vec<(u32, Vec<DigestEntry>)> {
     let mut seen = BTreeSet::new();
     let mut answer = Vec::new();
@@ -104,8 +107,9 @@ pub fn answer_roots(inventory: &Inventory, offered: &[Root]) -> Vec<(u32, Vec<Di
         if !answer.is_empty() && total + ours.len() > MAX_ANSWER_ENTRIES {
             break;
         }
-        total += ours.len();
-        answer.push((p, ours.to_vec()));
+        let cut = &ours[..ours.len().min(MAX_ANSWER_ENTRIES)];
+        total += cut.len();
+        answer.push((p, cut.to_vec()));
     }
     answer
 }
@@ -200,6 +204,26 @@ mod tests {
         let answer = answer_roots(&theirs, &offer);
         assert_eq!(answer.len(), 1);
         assert_eq!(to_push(&ours[&answer[0].0], &answer[0].1), vec![key(1)]);
+    }
+
+    #[test]
+    fn an_answer_never_exceeds_the_entry_limit() {
+        let mut ours = Inventory::new();
+        ours.insert(
+            0,
+            (0..MAX_ANSWER_ENTRIES as u64 + 10)
+                .map(|i| ([1; 32], i))
+                .collect(),
+        );
+        ours.insert(1, vec![([2; 32], 0)]);
+        let offer = vec![(0, [0; 32]), (1, [0; 32])];
+        let answer = answer_roots(&ours, &offer);
+        assert_eq!(
+            answer.len(),
+            1,
+            "the second partition waits for a later round"
+        );
+        assert_eq!(answer[0].1.len(), MAX_ANSWER_ENTRIES);
     }
 
     proptest! {
