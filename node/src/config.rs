@@ -23,6 +23,7 @@
 //! partitions = 256             # power of two; the same on every node
 //! anti_entropy_seconds = 30    # replica repair rounds (also soon after a layout change)
 //! scrub_bytes_per_second = 8388608  # re-hashing rate of held chunks; 0 = off
+//! gc_grace_seconds = 3600      # how long unreferenced data stays before it is dropped
 //! ```
 
 use std::net::SocketAddr;
@@ -95,6 +96,11 @@ pub struct NodeConfig {
     /// How fast the scrubber re-hashes the chunks this node holds (bytes per
     /// second; 0 turns it off). A corrupt copy is replaced from a replica.
     pub scrub_bytes_per_second: u64,
+    /// How long a replicated chunk or manifest stays once nothing references
+    /// it (or since it was written, for one never referenced) before the
+    /// garbage collector drops it. It must exceed the longest upload and the
+    /// longest delay of replication between nodes.
+    pub gc_grace_seconds: u64,
 }
 
 /// SWIM timing presets (see `stemma_protocol::membership::MembershipConfig`).
@@ -134,6 +140,7 @@ impl Default for NodeConfig {
             partitions: 256,
             anti_entropy_seconds: 30,
             scrub_bytes_per_second: 8 * 1024 * 1024,
+            gc_grace_seconds: 3600,
         }
     }
 }

@@ -128,6 +128,15 @@ pub struct ReplicationMetrics {
     pub scrub_corrupt: Counter,
     /// Corrupt chunks the scrubber replaced with a good copy from a replica.
     pub scrub_repaired: Counter,
+    /// Replicated chunks the garbage collector dropped.
+    pub gc_chunks: Counter,
+    /// Their bytes.
+    pub gc_bytes: Counter,
+    /// Replicated manifests the garbage collector dropped.
+    pub gc_manifests: Counter,
+    /// Versions seen beaten whose references are not yet marked dead on
+    /// their targets' owners.
+    pub gc_pending_versions: Gauge,
 }
 
 /// A request kind label.
@@ -374,6 +383,21 @@ impl Default for Metrics {
                 "Corrupt chunks the scrubber replaced from a replica",
                 &r.scrub_repaired,
             ),
+            (
+                "gc_chunks",
+                "Replicated chunks dropped by the garbage collector",
+                &r.gc_chunks,
+            ),
+            (
+                "gc_bytes",
+                "Chunk bytes dropped by the garbage collector",
+                &r.gc_bytes,
+            ),
+            (
+                "gc_manifests",
+                "Replicated manifests dropped by the garbage collector",
+                &r.gc_manifests,
+            ),
         ] {
             registry.register(name, help, counter.clone());
         }
@@ -381,6 +405,11 @@ impl Default for Metrics {
             "replication_partitions_out_of_sync",
             "Partition digests that differed from a peer's in the last anti-entropy round",
             r.partitions_out_of_sync.clone(),
+        );
+        registry.register(
+            "gc_pending_versions",
+            "Beaten versions whose references are not yet marked dead on their owners",
+            r.gc_pending_versions.clone(),
         );
         registry.register("objects", "Objects (names) stored", m.objects.clone());
         registry.register("chunks", "Distinct chunks stored", m.chunks.clone());

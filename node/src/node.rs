@@ -70,6 +70,7 @@ pub struct Node {
     replica_server: JoinHandle<()>,
     anti_entropy: JoinHandle<()>,
     scrubber: JoinHandle<()>,
+    collector: JoinHandle<()>,
 }
 
 impl Node {
@@ -149,6 +150,7 @@ impl Node {
             me: NodeSpec::new(p2p.me.node, config.zone.clone(), config.capacity),
             config: config.placement()?,
             write_quorum: usize::from(config.write_quorum),
+            gc_grace: Duration::from_secs(config.gc_grace_seconds),
             metrics: metrics.clone(),
         });
         let replica_streams = p2p
@@ -168,6 +170,7 @@ impl Node {
             replication.clone(),
             config.scrub_bytes_per_second,
         ));
+        let collector = tokio::spawn(crate::replication::run_collector(replication.clone()));
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             store,
@@ -227,6 +230,7 @@ impl Node {
             replica_server,
             anti_entropy,
             scrubber,
+            collector,
         })
     }
 
@@ -266,6 +270,7 @@ impl Node {
         self.replica_server.abort();
         self.anti_entropy.abort();
         self.scrubber.abort();
+        self.collector.abort();
         self.shared.writer.close().await;
         tracing::info!("stopped");
     }

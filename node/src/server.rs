@@ -274,8 +274,9 @@ async fn serve_stream(
                     let replication = &shared.replication;
                     let current = replication.name(&snap, &bucket, &key).await?;
                     if current.is_some_and(|r| !r.entry.is_deleted()) {
+                        let tombstone = replication.register(NameValue::Deleted, 0);
                         replication
-                            .put_name(&snap, &bucket, &key, NameValue::Deleted, 0)
+                            .put_name(&snap, &bucket, &key, tombstone)
                             .await?;
                         shared.provenance.deleted(bucket.as_str(), key.as_str());
                         return Ok(Response::Deleted);
@@ -719,15 +720,11 @@ async fn put_replicated(
     }
     replication.put_manifest(&snap, &manifest).await?;
     let object_id = manifest.object_id();
-    let register = replication
-        .put_name(
-            &snap,
-            &bucket,
-            &key,
-            NameValue::Object(object_id),
-            manifest.size,
-        )
+    let register = replication.register(NameValue::Object(object_id), manifest.size);
+    replication
+        .put_refs(&snap, &bucket, &key, &register.entry.stamp, &manifest)
         .await?;
+    let register = replication.put_name(&snap, &bucket, &key, register).await?;
     tracing::debug!(%bucket, %key, object = %object_id.short(), size = manifest.size, "stored on the owners");
     shared
         .provenance

@@ -488,3 +488,82 @@ async fn the_scrubber_replaces_a_corrupt_copy_nobody_reads() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// Object `a` shares its first chunk with `b`; `c` is overwritten. Once `a`
+/// is deleted, the collector drops on every node exactly the chunks no live
+/// object references any more (`a`'s own and old `c`'s), keeps the shared
+/// one, and every live object still reads back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_only_unreferenced_chunks() -> anyhow::Result<()> {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let seed = seed_from_env(53);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let nodes = cluster(3, &["--gc-grace-seconds", "2"]).await?;
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    let size = ChunkSize::DEFAULT.bytes();
+    let shared = random_bytes(&mut rng, size);
+    let a = [shared.clone(), random_bytes(&mut rng, size)].concat();
+    let b = [shared, random_bytes(&mut rng, size / 2)].concat();
+    let old_c = random_bytes(&mut rng, size + 7);
+    let new_c = random_bytes(&mut rng, 100);
+    put(&nodes[0], "garbage/a", &a).await?;
+    put(&nodes[1], "garbage/b", &b).await?;
+    put(&nodes[2], "garbage/c", &old_c).await?;
+    put(&nodes[0], "garbage/c", &new_c).await?;
+
+    let garbage: BTreeSet<String> = chunk_ids(&a)[1..]
+        .iter()
+        .cloned()
+        .chain(chunk_ids(&old_c))
+        .collect();
+    let live: BTreeSet<String> = chunk_ids(&b).into_iter().chain(chunk_ids(&new_c)).collect();
+    assert!(live.contains(&chunk_ids(&a)[0]), "the shared chunk is live");
+    let every_node_holds = |ids: &BTreeSet<String>| -> anyhow::Result<bool> {
+        let held = holders(&all)?;
+        Ok(ids.iter().all(|id| held.get(id).map_or(0, Vec::len) == 3))
+    };
+    wait_for(
+        "every chunk on all three nodes",
+        Duration::from_secs(30),
+        || async { Ok(every_node_holds(&garbage)? && every_node_holds(&live)?) },
+    )
+    .await?;
+
+    let client = nodes[1].client().await?;
+    client.delete(&ObjectPath::parse("garbage/a")?).await?;
+    client.close().await;
+    let took = wait_for(
+        "the collector drops the unreferenced chunks everywhere",
+        Duration::from_secs(60),
+        || async {
+            let held = holders(&all)?;
+            Ok(garbage.iter().all(|id| !held.contains_key(id)))
+        },
+    )
+    .await?;
+    eprintln!("unreferenced chunks dropped on every node within {took:?}");
+    assert!(every_node_holds(&live)?, "a referenced chunk was dropped");
+    for node in &nodes {
+        assert!(get(node, "garbage/b").await? == b);
+        assert!(get(node, "garbage/c").await? == new_c);
+        assert!(
+            get(node, "garbage/a").await.is_err(),
+            "a deleted object reads"
+        );
+    }
+    let freed: f64 = nodes
+        .iter()
+        .map(|n| n.metric("stemma_gc_bytes_total"))
+        .sum::<anyhow::Result<f64>>()?;
+    let expected = 3 * (a.len() - size + old_c.len());
+    assert_eq!(freed, expected as f64, "GC'd bytes over the three nodes");
+    let manifests: f64 = nodes
+        .iter()
+        .map(|n| n.metric("stemma_gc_manifests_total"))
+        .sum::<anyhow::Result<f64>>()?;
+    assert_eq!(
+        manifests, 6.0,
+        "the manifests of a and old c, on three nodes"
+    );
+    Ok(())
+}

@@ -209,6 +209,11 @@ pub struct RunArgs {
     /// 8388608, 8 MiB/s]
     #[arg(long, env = "STEMMA_SCRUB_BYTES_PER_SECOND", value_name = "BYTES")]
     scrub_bytes_per_second: Option<u64>,
+    /// Seconds a replicated chunk or manifest stays once no object references
+    /// it (deleted or overwritten) before it is dropped; longer than any upload
+    /// or replication delay [default: 3600]
+    #[arg(long, env = "STEMMA_GC_GRACE_SECONDS", value_name = "SECS")]
+    gc_grace_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -277,6 +282,9 @@ impl RunArgs {
         }
         if let Some(v) = self.anti_entropy_seconds {
             config.anti_entropy_seconds = v;
+        }
+        if let Some(v) = self.gc_grace_seconds {
+            config.gc_grace_seconds = v;
         }
         if let Some(v) = self.scrub_bytes_per_second {
             config.scrub_bytes_per_second = v;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use stemma_protocol::membership::NodeId;
 use stemma_protocol::replication::{
-    Inventory, ItemKind, ReplicaRequest, ReplicaResponse, roots_for, to_push,
+    Inventory, ItemKind, MAX_REFS_PER_REQUEST, ReplicaRequest, ReplicaResponse, roots_for, to_push,
 };
 use stemma_protocol::{ChunkId, ObjectId};
 use tokio::time::Instant;
@@ -71,9 +71,10 @@ impl Replication {
             .collect();
         let (mut differing, mut pushed) = (0, 0);
         for kind in ItemKind::ALL {
-            let store = self.store.clone();
+            let (store, clock) = (self.store.clone(), self.gc_clock());
             let partitions = snap.layout.partitions();
-            let inventory = match blocking(move || store.replica_inventory(kind, partitions)).await
+            let inventory = match blocking(move || store.replica_inventory(kind, partitions, clock))
+                .await
             {
                 Ok(inventory) => inventory,
                 Err(e) => {
@@ -195,6 +196,19 @@ impl Replication {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "anti-entropy: cannot read names"),
+            },
+            ItemKind::Ref => match blocking(move || store.refs_on(&keys)).await {
+                Ok(refs) => {
+                    for batch in refs.chunks(MAX_REFS_PER_REQUEST) {
+                        let request = ReplicaRequest::PutRefs {
+                            refs: batch.to_vec(),
+                        };
+                        if self.send(peer, request).await {
+                            stored += batch.len();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "anti-entropy: cannot read references"),
             },
         }
         stored

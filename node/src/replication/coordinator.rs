@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use stemma_protocol::membership::NodeId;
-use stemma_protocol::names::{NameEntry, NameValue, merge_register_pages};
+use stemma_protocol::names::{Hlc, NameEntry, NameValue, merge_register_pages};
 use stemma_protocol::placement::Partition;
 use stemma_protocol::replication::{
-    NameRegister, QuorumState, ReadOutcome, ReplicaRequest, ReplicaResponse, WriteQuorum,
-    effective_quorum, read_order, read_repair_targets,
+    NameRegister, QuorumState, ReadOutcome, Ref, RefState, ReplicaRequest, ReplicaResponse,
+    WriteQuorum, effective_quorum, read_order, read_repair_targets, refs_of, version_id,
 };
 use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectId, ObjectKey};
 use tokio::sync::mpsc;
@@ -137,22 +137,61 @@ impl Replication {
         .map(|_| ())
     }
 
-    /// Writes a name's register — `value` stamped now by this node's clock —
-    /// on the owners of the name (W durable copies).
+    /// A register for `value`, stamped now by this node's clock.
+    pub(crate) fn register(&self, value: NameValue, size: u64) -> NameRegister {
+        let stamp = self.stamp();
+        NameRegister {
+            entry: NameEntry { stamp, value },
+            size,
+            modified_ms: stamp.wall_millis,
+        }
+    }
+
+    /// Records on the owners of the manifest and of each chunk (W durable
+    /// copies per partition) that the version `bucket/key` at `stamp`
+    /// references them, before the name is written: no acknowledged object
+    /// is ever unreferenced, so garbage collection never takes its data.
+    pub(crate) async fn put_refs(
+        self: &Arc<Self>,
+        snap: &Snapshot,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        stamp: &Hlc,
+        manifest: &Manifest,
+    ) -> Result<(), ReplicationError> {
+        let version = version_id(bucket, key, stamp);
+        let mut by_partition: BTreeMap<Partition, Vec<Ref>> = BTreeMap::new();
+        for r in refs_of(manifest, version, RefState::Live) {
+            let partition = snap.layout.partitions().of_hash(&r.target);
+            by_partition.entry(partition).or_default().push(r);
+        }
+        let writes = by_partition.into_iter().map(|(partition, refs)| {
+            let owners = snap.layout.replicas(partition).to_vec();
+            async move {
+                let what = format!(
+                    "references of {bucket}/{key} in partition {}",
+                    partition.index()
+                );
+                self.replicate(what, &owners, || ReplicaRequest::PutRefs {
+                    refs: refs.clone(),
+                })
+                .await
+            }
+        });
+        for outcome in join_all(writes).await {
+            outcome?;
+        }
+        Ok(())
+    }
+
+    /// Writes a name's register on the owners of the name (W durable copies).
     pub(crate) async fn put_name(
         self: &Arc<Self>,
         snap: &Snapshot,
         bucket: &BucketName,
         key: &ObjectKey,
-        value: NameValue,
-        size: u64,
+        register: NameRegister,
     ) -> Result<NameRegister, ReplicationError> {
-        let stamp = self.stamp();
-        let register = NameRegister {
-            entry: NameEntry { stamp, value },
-            size,
-            modified_ms: stamp.wall_millis,
-        };
         let partition = snap.layout.partitions().of_name(bucket, key);
         let owners = snap.layout.replicas(partition).to_vec();
         self.replicate(format!("name {bucket}/{key}"), &owners, || {

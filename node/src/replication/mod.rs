@@ -19,6 +19,7 @@
 
 mod anti_entropy;
 mod coordinator;
+mod gc;
 mod scrub;
 mod serve;
 mod status;
@@ -37,9 +38,10 @@ use stemma_protocol::replication::FillLeases;
 
 use crate::metrics::Metrics;
 use crate::p2p::P2pHandle;
-use crate::store::{Store, StoreError, Writer};
+use crate::store::{GcClock, Store, StoreError, Writer};
 
 pub(crate) use anti_entropy::run as run_anti_entropy;
+pub(crate) use gc::run as run_collector;
 pub(crate) use scrub::run as run_scrubber;
 pub(crate) use serve::serve;
 pub(crate) use transport::PROTOCOL;
@@ -53,6 +55,8 @@ pub(crate) struct Replication {
     me: NodeSpec,
     config: PlacementConfig,
     write_quorum: usize,
+    /// How long unreferenced data stays (see `gc`).
+    gc_grace: std::time::Duration,
     layouts: Mutex<Layouts>,
     clock: Mutex<HlcClock>,
     /// Which peer fills which partition this node lacks (anti-entropy).
@@ -148,6 +152,7 @@ pub(crate) struct Settings {
     pub me: NodeSpec,
     pub config: PlacementConfig,
     pub write_quorum: usize,
+    pub gc_grace: std::time::Duration,
     pub metrics: Arc<Metrics>,
 }
 
@@ -162,6 +167,7 @@ impl Replication {
             me: s.me,
             config: s.config,
             write_quorum: s.write_quorum,
+            gc_grace: s.gc_grace,
             layouts: Mutex::new(Layouts::default()),
             clock: Mutex::new(clock),
             leases: Mutex::new(FillLeases::new()),
@@ -215,6 +221,14 @@ impl Replication {
 }
 
 impl Replication {
+    /// The time now and the GC grace, as the store's GC reads take them.
+    fn gc_clock(&self) -> GcClock {
+        GcClock {
+            now_millis: crate::clock::unix_millis(),
+            grace_millis: self.gc_grace.as_millis() as u64,
+        }
+    }
+
     /// W as configured (a write needs `min(W, replicas)` copies).
     pub(crate) fn write_quorum(&self) -> usize {
         self.write_quorum

@@ -33,9 +33,11 @@ impl Replication {
     /// One pass over the held chunks, in id order.
     async fn scrub_pass(self: &Arc<Self>, bytes_per_second: u64) {
         let store = self.store.clone();
-        let partitions = self.config.partitions;
+        let (partitions, clock) = (self.config.partitions, self.gc_clock());
         let ids: Vec<ChunkId> =
-            match blocking(move || store.replica_inventory(ItemKind::Chunk, partitions)).await {
+            match blocking(move || store.replica_inventory(ItemKind::Chunk, partitions, clock))
+                .await
+            {
                 Ok(inventory) => inventory
                     .into_values()
                     .flatten()

@@ -10,8 +10,9 @@ use libp2p::PeerId;
 use libp2p_stream::IncomingStreams;
 use stemma_protocol::membership::MemberState;
 use stemma_protocol::membership::NodeId;
+use stemma_protocol::placement::Partition;
 use stemma_protocol::replication::{
-    ItemKind, NameRegister, ReplicaRequest, ReplicaResponse, answer_roots,
+    ItemKind, MAX_REFS_PER_REQUEST, NameRegister, ReplicaRequest, ReplicaResponse, answer_roots,
 };
 use stemma_protocol::wire::MAX_LIST_PAGE;
 use stemma_protocol::{BucketName, ObjectKey};
@@ -92,22 +93,30 @@ impl Replication {
     async fn answer_peer(&self, peer: NodeId, request: ReplicaRequest) -> ReplicaResponse {
         let now = self.started.elapsed();
         let partitions = self.config.partitions;
-        let pushed = match &request {
-            ReplicaRequest::PutChunk { id, .. } => Some((ItemKind::Chunk, partitions.of_chunk(id))),
-            ReplicaRequest::PutManifest { manifest } => Some((
+        let pushed: Vec<(ItemKind, Partition)> = match &request {
+            ReplicaRequest::PutChunk { id, .. } => vec![(ItemKind::Chunk, partitions.of_chunk(id))],
+            ReplicaRequest::PutManifest { manifest } => vec![(
                 ItemKind::Manifest,
                 partitions.of_object(&manifest.object_id()),
-            )),
+            )],
             ReplicaRequest::PutName { bucket, key, .. } => parse(bucket, key)
                 .ok()
-                .map(|(b, k)| (ItemKind::Name, partitions.of_name(&b, &k))),
-            _ => None,
+                .map(|(b, k)| (ItemKind::Name, partitions.of_name(&b, &k)))
+                .into_iter()
+                .collect(),
+            ReplicaRequest::PutRefs { refs } => {
+                let mut parts: Vec<Partition> =
+                    refs.iter().map(|r| partitions.of_hash(&r.target)).collect();
+                parts.dedup();
+                parts.into_iter().map(|p| (ItemKind::Ref, p)).collect()
+            }
+            _ => Vec::new(),
         };
-        if let Some((kind, partition)) = pushed {
-            self.leases
-                .lock()
-                .expect("leases lock")
-                .renew(kind, partition.index(), peer, now);
+        if !pushed.is_empty() {
+            let mut leases = self.leases.lock().expect("leases lock");
+            for (kind, partition) in pushed {
+                leases.renew(kind, partition.index(), peer, now);
+            }
         }
         let kind = match &request {
             ReplicaRequest::Roots { kind, .. } => Some(*kind),
@@ -188,6 +197,32 @@ impl Replication {
                     .map(ReplicaResponse::Name)
             }
             ReplicaRequest::Stats => return self.stats_response().await,
+            ReplicaRequest::PutRefs { refs } => {
+                if refs.len() > MAX_REFS_PER_REQUEST {
+                    self.metrics.replication.refused_requests.inc();
+                    return refused(format!(
+                        "{} references sent, at most {MAX_REFS_PER_REQUEST} per request",
+                        refs.len()
+                    ));
+                }
+                self.writer
+                    .put_refs(refs)
+                    .await
+                    .map(|()| ReplicaResponse::Stored { new_bytes: 0 })
+            }
+            ReplicaRequest::LiveRefs { targets } => {
+                if targets.len() > MAX_REFS_PER_REQUEST {
+                    self.metrics.replication.refused_requests.inc();
+                    return refused(format!(
+                        "{} targets asked about, at most {MAX_REFS_PER_REQUEST} per request",
+                        targets.len()
+                    ));
+                }
+                let store = self.store.clone();
+                blocking(move || store.live_refs(&targets))
+                    .await
+                    .map(ReplicaResponse::LiveRefs)
+            }
             ReplicaRequest::Roots { kind, roots } => {
                 let partitions = self.config.partitions;
                 if roots.len() > partitions.get() as usize {
@@ -198,8 +233,8 @@ impl Replication {
                         partitions.get()
                     ));
                 }
-                let store = self.store.clone();
-                blocking(move || store.replica_inventory(kind, partitions))
+                let (store, clock) = (self.store.clone(), self.gc_clock());
+                blocking(move || store.replica_inventory(kind, partitions, clock))
                     .await
                     .map(|inventory| ReplicaResponse::Entries(answer_roots(&inventory, &roots)))
             }

@@ -1,19 +1,22 @@
 //! The replica side against a real store: what peers send is checked before
 //! it is stored, registers merge by the CRDT rule, and held replicas survive
-//! a restart's orphan sweep.
+//! a restart's orphan sweep, and the collector takes only unreferenced data.
 
 use std::sync::Arc;
 
 use stemma_protocol::membership::NodeId;
 use stemma_protocol::names::{Hlc, NameEntry, NameValue};
 use stemma_protocol::placement::{NodeSpec, PlacementConfig};
-use stemma_protocol::replication::{NameRegister, ReplicaRequest, ReplicaResponse};
-use stemma_protocol::{ChunkId, ManifestBuilder, ObjectId};
+use stemma_protocol::replication::{
+    ItemKind, MAX_REFS_PER_REQUEST, NameRegister, Ref, RefState, ReplicaRequest, ReplicaResponse,
+    VersionId, version_id,
+};
+use stemma_protocol::{BucketName, ChunkId, ManifestBuilder, ObjectId, ObjectKey};
 
 use super::{Replication, Settings};
 use crate::metrics::Metrics;
 use crate::p2p::P2pHandle;
-use crate::store::{Durability, Store};
+use crate::store::{Durability, GcClock, GcScan, Store};
 
 fn replication(dir: &std::path::Path) -> Arc<Replication> {
     let (store, writer) = Store::open(dir, Durability::Immediate).unwrap();
@@ -25,6 +28,7 @@ fn replication(dir: &std::path::Path) -> Arc<Replication> {
         me: NodeSpec::new(NodeId::synthetic(1), "z", 1),
         config: PlacementConfig::default(),
         write_quorum: 2,
+        gc_grace: std::time::Duration::from_secs(3600),
         metrics: Arc::new(Metrics::default()),
     })
 }
@@ -157,4 +161,123 @@ async fn held_replicas_survive_a_restart() {
         r.answer(ReplicaRequest::GetManifest { object }).await,
         ReplicaResponse::Manifest(manifest)
     );
+}
+
+#[tokio::test]
+async fn the_collector_takes_only_what_no_live_reference_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = replication(dir.path());
+    let (kept, dropped) = (b"kept chunk".to_vec(), b"dropped chunk".to_vec());
+    let (k, d) = (ChunkId::of(&kept), ChunkId::of(&dropped));
+    for data in [&kept, &dropped] {
+        r.answer(ReplicaRequest::PutChunk {
+            id: ChunkId::of(data),
+            data: data.clone(),
+        })
+        .await;
+    }
+    let mut builder = ManifestBuilder::new(None);
+    builder.push_chunk(b"a chunk stored elsewhere");
+    let orphan = builder.finish();
+    r.answer(ReplicaRequest::PutManifest {
+        manifest: orphan.clone(),
+    })
+    .await;
+    let refs = vec![
+        Ref {
+            target: *k.as_bytes(),
+            version: VersionId([1; 32]),
+            state: RefState::Live,
+        },
+        Ref {
+            target: *d.as_bytes(),
+            version: VersionId([2; 32]),
+            state: RefState::Dead { since_millis: 5 },
+        },
+    ];
+    assert_eq!(
+        r.answer(ReplicaRequest::PutRefs { refs }).await,
+        ReplicaResponse::Stored { new_bytes: 0 }
+    );
+    assert_eq!(
+        r.answer(ReplicaRequest::LiveRefs {
+            targets: vec![*k.as_bytes(), *d.as_bytes()],
+        })
+        .await,
+        ReplicaResponse::LiveRefs(vec![*k.as_bytes()])
+    );
+    let too_many = ReplicaRequest::LiveRefs {
+        targets: vec![[0; 32]; MAX_REFS_PER_REQUEST + 1],
+    };
+    assert!(matches!(
+        r.answer(too_many).await,
+        ReplicaResponse::Refused(_)
+    ));
+
+    // Within the grace of their writes, nothing goes.
+    let clock = |after_ms| GcClock {
+        now_millis: crate::clock::unix_millis() + after_ms,
+        grace_millis: 60_000,
+    };
+    assert_eq!(r.store.gc_scan(clock(0)).unwrap(), GcScan::default());
+    // The dead reference expired long ago: anti-entropy no longer spreads it.
+    let inventory = r
+        .store
+        .replica_inventory(
+            ItemKind::Chunk,
+            PlacementConfig::default().partitions,
+            clock(0),
+        )
+        .unwrap();
+    let offered: Vec<[u8; 32]> = inventory.values().flatten().map(|(key, _)| *key).collect();
+    assert_eq!(offered, vec![*k.as_bytes()]);
+
+    let later = clock(61_000);
+    let scan = r.store.gc_scan(later).unwrap();
+    let mut expected = vec![
+        (ItemKind::Chunk, *d.as_bytes()),
+        (ItemKind::Manifest, *orphan.object_id().as_bytes()),
+    ];
+    expected.sort();
+    let mut found = scan.collectable.clone();
+    found.sort();
+    assert_eq!(found, expected);
+    let collected = r.writer.collect(scan, later).await.unwrap();
+    assert_eq!(
+        (collected.chunks, collected.bytes, collected.manifests),
+        (1, dropped.len() as u64, 1)
+    );
+    assert_eq!(
+        r.answer(ReplicaRequest::GetChunk { id: d }).await,
+        ReplicaResponse::Missing
+    );
+    assert_eq!(
+        r.answer(ReplicaRequest::GetChunk { id: k }).await,
+        ReplicaResponse::Chunk(kept)
+    );
+}
+
+#[tokio::test]
+async fn a_name_owner_remembers_the_version_a_merge_beat() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = replication(dir.path());
+    let put = |register| ReplicaRequest::PutName {
+        bucket: "photos".into(),
+        key: "cat".into(),
+        register,
+    };
+    let (older, newer) = (register(1_000, 2, 1), register(2_000, 3, 2));
+    r.answer(put(older)).await;
+    assert!(r.store.dead_versions().unwrap().is_empty());
+    r.answer(put(newer)).await;
+    let dead = r.store.dead_versions().unwrap();
+    let (bucket, key) = (
+        BucketName::parse("photos").unwrap(),
+        ObjectKey::parse("cat").unwrap(),
+    );
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, version_id(&bucket, &key, &older.entry.stamp));
+    assert_eq!(Some(dead[0].1), older.entry.object());
+    r.writer.versions_marked(vec![dead[0].0]).await.unwrap();
+    assert!(r.store.dead_versions().unwrap().is_empty());
 }

@@ -8,21 +8,33 @@ use stemma_protocol::placement::{PartitionCount, name_hash};
 use stemma_protocol::replication::{Inventory, ItemKind, NameRegister};
 use stemma_protocol::{BucketName, ObjectKey};
 
+use super::gc::{GcClock, expired_targets, ref_entries};
 use super::{Context, Store, StoreError, tables};
 
 impl Store {
     /// Every key of `kind` this node holds as a replica, by partition: chunk
-    /// ids (version 0), object ids of manifests (version 0), and name hashes
-    /// with their register's version. One read transaction.
+    /// ids (version 0) and object ids of manifests (version 0), except those
+    /// whose references all expired (garbage, not to be spread), name hashes
+    /// with their register's version, and the targets of references with
+    /// their fingerprint. One read transaction.
     pub fn replica_inventory(
         &self,
         kind: ItemKind,
         partitions: PartitionCount,
+        clock: GcClock,
     ) -> Result<Inventory, StoreError> {
         const WHAT: &str = "reading the replica inventory";
         let txn = self.db.begin_read().context(WHAT)?;
+        let refs = txn.open_table(tables::REFS).context(WHAT)?;
+        let expired = match kind {
+            ItemKind::Chunk | ItemKind::Manifest => expired_targets(&refs, clock)?,
+            ItemKind::Name | ItemKind::Ref => Default::default(),
+        };
         let mut inventory = Inventory::new();
         let mut add = |key: [u8; 32], version: u64| {
+            if expired.contains(&key) {
+                return;
+            }
             let p = partitions.of_hash(&key).index();
             inventory.entry(p).or_default().push((key, version));
         };
@@ -53,6 +65,7 @@ impl Store {
                     }
                 }
             }
+            ItemKind::Ref => ref_entries(&refs, add)?,
         }
         Ok(inventory)
     }

@@ -7,6 +7,7 @@
 //! most orphan chunks, which are freed at the next start, and nothing half-written
 //! is ever visible.
 
+mod gc;
 mod inventory;
 mod tables;
 mod writer;
@@ -19,6 +20,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use stemma_protocol::replication::NameRegister;
 use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectId, ObjectKey};
 
+pub use gc::{Collected, GcClock, GcScan};
 pub use tables::NameRecord;
 pub use writer::{ChunkWrite, Durability, Writer};
 
@@ -162,6 +164,10 @@ impl Store {
         txn.open_table(tables::REPLICA_MANIFESTS)
             .context("creating tables")?;
         txn.open_table(tables::REPLICA_NAMES)
+            .context("creating tables")?;
+        txn.open_table(tables::REFS).context("creating tables")?;
+        txn.open_table(tables::WRITTEN).context("creating tables")?;
+        txn.open_table(tables::DEAD_VERSIONS)
             .context("creating tables")?;
         txn.commit().context("creating tables")
     }

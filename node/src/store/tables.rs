@@ -29,6 +29,18 @@ pub const REPLICA_MANIFESTS: TableDefinition<'_, &[u8; 32], &[u8]> =
 /// the names this node holds as a replica owner, tombstones included.
 pub const REPLICA_NAMES: TableDefinition<'_, (&str, &str), &[u8]> =
     TableDefinition::new("replica-names-0");
+/// (target, version) → [`RefState`](stemma_protocol::replication::RefState)
+/// as a u64 (0 live, else dead since that ms): the references name versions
+/// hold on the chunks and manifests (targets) this node stores as a replica.
+pub const REFS: TableDefinition<'_, (&[u8; 32], &[u8; 32]), u64> = TableDefinition::new("refs-0");
+/// Chunk or object id → when this node last wrote it as a replica (ms). What
+/// has no row was stored before references were recorded and is never collected.
+pub const WRITTEN: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("written-0");
+/// Version → (object, dead since ms) (postcard): versions this node, as a name
+/// owner, saw beaten, whose references it has yet to mark dead on the
+/// targets' owners.
+pub const DEAD_VERSIONS: TableDefinition<'_, &[u8; 32], &[u8]> =
+    TableDefinition::new("dead-versions-0");
 /// Counter name → value; kept in the same transactions as the data they count.
 pub const STATS: TableDefinition<'_, &str, u64> = TableDefinition::new("stats-0");
 

@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
-use stemma_protocol::replication::NameRegister;
+use stemma_protocol::replication::{
+    GcVerdict, ItemKind, NameRegister, Ref, RefState, VersionId, gc_verdict, superseded, version_id,
+};
 use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectId, ObjectKey};
 use tokio::sync::{mpsc, oneshot};
 
+use super::gc::{Collected, GcClock, GcScan, refs_range};
 use super::tables::{self, NameRecord, stat};
 use super::{Context, Store, StoreError};
 
@@ -73,6 +76,19 @@ enum Op {
         id: ChunkId,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    Refs {
+        refs: Vec<Ref>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Collect {
+        scan: GcScan,
+        clock: GcClock,
+        reply: oneshot::Sender<Result<Collected, StoreError>>,
+    },
+    VersionsMarked {
+        versions: Vec<VersionId>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     Stop,
 }
 
@@ -105,6 +121,8 @@ impl Op {
                 | Op::ReplicaChunk { .. }
                 | Op::ReplicaManifest { .. }
                 | Op::ReplicaName { .. }
+                | Op::Refs { .. }
+                | Op::Collect { .. }
         )
     }
 }
@@ -127,6 +145,9 @@ impl std::fmt::Debug for Op {
             Op::ReplicaManifest { .. } => "ReplicaManifest",
             Op::ReplicaName { .. } => "ReplicaName",
             Op::Corrupt { .. } => "Corrupt",
+            Op::Refs { .. } => "Refs",
+            Op::Collect { .. } => "Collect",
+            Op::VersionsMarked { .. } => "VersionsMarked",
             Op::Stop => "Stop",
         })
     }
@@ -242,6 +263,25 @@ impl Writer {
         self.send(op, rx).await
     }
 
+    /// Merges references into the stored ones, durably.
+    pub async fn put_refs(&self, refs: Vec<Ref>) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::Refs { refs, reply }, rx).await
+    }
+
+    /// Drops the targets of `scan` that the GC rule still lets go (checked
+    /// again in the write), and forgets its forgettable references, durably.
+    pub async fn collect(&self, scan: GcScan, clock: GcClock) -> Result<Collected, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::Collect { scan, clock, reply }, rx).await
+    }
+
+    /// Forgets dead versions whose references were marked dead on the owners.
+    pub async fn versions_marked(&self, versions: Vec<VersionId>) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::VersionsMarked { versions, reply }, rx).await
+    }
+
     /// Test hook: flips the first byte of a stored chunk (its id unchanged), so
     /// that tests can show corruption is detected and repaired.
     pub async fn corrupt_for_tests(&self, id: ChunkId) -> Result<(), StoreError> {
@@ -329,6 +369,10 @@ enum Pending {
         oneshot::Sender<Result<bool, StoreError>>,
         Result<bool, StoreError>,
     ),
+    Collected(
+        oneshot::Sender<Result<Collected, StoreError>>,
+        Result<Collected, StoreError>,
+    ),
 }
 
 impl Pending {
@@ -340,6 +384,7 @@ impl Pending {
             Pending::Unit(tx, r) => drop(tx.send(fail_map(r, failure))),
             Pending::Chunk(tx, r) => drop(tx.send(fail_map(r, failure))),
             Pending::Flag(tx, r) => drop(tx.send(fail_map(r, failure))),
+            Pending::Collected(tx, r) => drop(tx.send(fail_map(r, failure))),
         }
     }
 
@@ -349,7 +394,8 @@ impl Pending {
             | Pending::Name(_, Err(e))
             | Pending::Unit(_, Err(e))
             | Pending::Chunk(_, Err(e))
-            | Pending::Flag(_, Err(e)) => e,
+            | Pending::Flag(_, Err(e))
+            | Pending::Collected(_, Err(e)) => e,
             _ => return None,
         };
         matches!(e, StoreError::Storage { .. }).then(|| StoreError::Storage {
@@ -379,6 +425,7 @@ fn apply(store: &Store, batch: Vec<Op>, sync: bool) {
         }
         {
             let mut t = Tables::open(&txn)?;
+            let now = crate::clock::unix_millis();
             for op in batch {
                 match op {
                     Op::Chunks { chunks, reply } => {
@@ -405,11 +452,11 @@ fn apply(store: &Store, batch: Vec<Op>, sync: bool) {
                         }
                     }
                     Op::ReplicaChunk { id, data, reply } => {
-                        let r = t.replica_chunk(&id, &data);
+                        let r = t.replica_chunk(&id, &data, now);
                         pending.push(Pending::Chunk(reply, r));
                     }
                     Op::ReplicaManifest { manifest, reply } => {
-                        let r = t.replica_manifest(&manifest);
+                        let r = t.replica_manifest(&manifest, now);
                         pending.push(Pending::Flag(reply, r));
                     }
                     Op::ReplicaName {
@@ -418,11 +465,28 @@ fn apply(store: &Store, batch: Vec<Op>, sync: bool) {
                         register,
                         reply,
                     } => {
-                        let r = t.replica_name(&bucket, &key, &register);
+                        let r = t.replica_name(&bucket, &key, &register, now);
                         pending.push(Pending::Flag(reply, r));
                     }
                     Op::Corrupt { id, reply } => {
                         let r = t.corrupt(&id);
+                        pending.push(Pending::Unit(reply, r));
+                    }
+                    Op::Refs { refs, reply } => {
+                        let r = t.merge_refs(&refs);
+                        pending.push(Pending::Unit(reply, r));
+                    }
+                    Op::Collect { scan, clock, reply } => {
+                        let r = t.collect(&scan, clock);
+                        pending.push(Pending::Collected(reply, r));
+                    }
+                    Op::VersionsMarked { versions, reply } => {
+                        let r = versions.iter().try_for_each(|v| {
+                            t.dead_versions
+                                .remove(&v.0)
+                                .context("forgetting a dead version")
+                                .map(drop)
+                        });
                         pending.push(Pending::Unit(reply, r));
                     }
                     Op::Stop => {}
@@ -455,6 +519,9 @@ struct Tables<'t> {
     holds: Table<'t, &'static [u8; 32], u64>,
     replica_manifests: Table<'t, &'static [u8; 32], &'static [u8]>,
     replica_names: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    refs: Table<'t, (&'static [u8; 32], &'static [u8; 32]), u64>,
+    written: Table<'t, &'static [u8; 32], u64>,
+    dead_versions: Table<'t, &'static [u8; 32], &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -480,6 +547,11 @@ impl<'t> Tables<'t> {
                 .context("opening tables")?,
             replica_names: txn
                 .open_table(tables::REPLICA_NAMES)
+                .context("opening tables")?,
+            refs: txn.open_table(tables::REFS).context("opening tables")?,
+            written: txn.open_table(tables::WRITTEN).context("opening tables")?,
+            dead_versions: txn
+                .open_table(tables::DEAD_VERSIONS)
                 .context("opening tables")?,
         })
     }
@@ -639,7 +711,12 @@ impl<'t> Tables<'t> {
             .is_some())
     }
 
-    fn replica_chunk(&mut self, id: &ChunkId, data: &[u8]) -> Result<ChunkWrite, StoreError> {
+    fn replica_chunk(
+        &mut self,
+        id: &ChunkId,
+        data: &[u8],
+        now: u64,
+    ) -> Result<ChunkWrite, StoreError> {
         let stored_len = self
             .chunks
             .get(id.as_bytes())
@@ -666,11 +743,17 @@ impl<'t> Tables<'t> {
         self.holds
             .insert(id.as_bytes(), 1)
             .context("writing a replica chunk")?;
+        self.written
+            .insert(id.as_bytes(), now)
+            .context("writing a replica chunk")?;
         Ok(outcome)
     }
 
-    fn replica_manifest(&mut self, manifest: &Manifest) -> Result<bool, StoreError> {
+    fn replica_manifest(&mut self, manifest: &Manifest, now: u64) -> Result<bool, StoreError> {
         let id = manifest.object_id();
+        self.written
+            .insert(id.as_bytes(), now)
+            .context("writing a replica manifest")?;
         if self
             .replica_manifests
             .get(id.as_bytes())
@@ -690,6 +773,7 @@ impl<'t> Tables<'t> {
         bucket: &BucketName,
         key: &ObjectKey,
         register: &NameRegister,
+        now: u64,
     ) -> Result<bool, StoreError> {
         let k = (bucket.as_str(), key.as_str());
         let ours = self
@@ -697,6 +781,21 @@ impl<'t> Tables<'t> {
             .get(k)
             .context("writing a replica name")?
             .and_then(|v| tables::decode_register(v.value()));
+        if let Some((stamp, object)) = superseded(ours.as_ref().map(|r| &r.entry), &register.entry)
+        {
+            let version = version_id(bucket, key, &stamp);
+            let known = self
+                .dead_versions
+                .get(&version.0)
+                .context("recording a dead version")?;
+            if known.is_none() {
+                drop(known);
+                let record = postcard::to_stdvec(&(object, now)).expect("always serializes");
+                self.dead_versions
+                    .insert(&version.0, record.as_slice())
+                    .context("recording a dead version")?;
+            }
+        }
         if ours.is_some_and(|ours| ours.entry >= register.entry) {
             return Ok(false);
         }
@@ -704,6 +803,88 @@ impl<'t> Tables<'t> {
             .insert(k, tables::encode_register(register).as_slice())
             .context("writing a replica name")?;
         Ok(true)
+    }
+
+    fn merge_refs(&mut self, refs: &[Ref]) -> Result<(), StoreError> {
+        const WHAT: &str = "merging references";
+        for r in refs {
+            let key = (&r.target, &r.version.0);
+            let ours = self.refs.get(key).context(WHAT)?.map(|v| v.value());
+            let merged = ours.map_or(r.state, |v| RefState::from_u64(v).merge(r.state));
+            if ours != Some(merged.to_u64()) {
+                self.refs.insert(key, merged.to_u64()).context(WHAT)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops what the scan found collectable if the rule, checked again
+    /// against this transaction's state, still lets it go; forgets the
+    /// references of targets long gone.
+    fn collect(&mut self, scan: &GcScan, clock: GcClock) -> Result<Collected, StoreError> {
+        const WHAT: &str = "collecting garbage";
+        let mut collected = Collected::default();
+        for (kind, target) in &scan.collectable {
+            let mut states = Vec::new();
+            for row in self.refs.range(refs_range(target)).context(WHAT)? {
+                states.push(RefState::from_u64(row.context(WHAT)?.1.value()));
+            }
+            let written = self.written.get(target).context(WHAT)?.map(|v| v.value());
+            if gc_verdict(states, written, clock.now_millis, clock.grace_millis) != GcVerdict::Drop
+            {
+                continue;
+            }
+            match kind {
+                ItemKind::Chunk => {
+                    let id = ChunkId::from_bytes(*target);
+                    if self.holds.remove(target).context(WHAT)?.is_none() {
+                        continue;
+                    }
+                    let bytes = self.chunk_len(&id)?;
+                    // A chunk a single-node object also uses stays.
+                    if self.chunk_refs.get(target).context(WHAT)?.is_none() {
+                        self.free_chunk(&id)?;
+                        collected.chunks += 1;
+                        collected.bytes += bytes;
+                    }
+                }
+                ItemKind::Manifest => {
+                    if self
+                        .replica_manifests
+                        .remove(target)
+                        .context(WHAT)?
+                        .is_some()
+                    {
+                        collected.manifests += 1;
+                    }
+                }
+                ItemKind::Name | ItemKind::Ref => continue,
+            }
+            self.written.remove(target).context(WHAT)?;
+            self.forget_refs(target)?;
+        }
+        for target in &scan.forgettable {
+            if self.holds.get(target).context(WHAT)?.is_none()
+                && self.replica_manifests.get(target).context(WHAT)?.is_none()
+            {
+                self.forget_refs(target)?;
+            }
+        }
+        Ok(collected)
+    }
+
+    fn chunk_len(&self, id: &ChunkId) -> Result<u64, StoreError> {
+        Ok(self
+            .chunks
+            .get(id.as_bytes())
+            .context("collecting garbage")?
+            .map_or(0, |d| d.value().len() as u64))
+    }
+
+    fn forget_refs(&mut self, target: &[u8; 32]) -> Result<(), StoreError> {
+        self.refs
+            .retain_in(refs_range(target), |_, _| false)
+            .context("forgetting references")
     }
 
     fn corrupt(&mut self, id: &ChunkId) -> Result<(), StoreError> {

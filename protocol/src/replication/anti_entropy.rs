@@ -37,12 +37,22 @@ pub enum ItemKind {
     /// Name registers, keyed by [`name_hash`](crate::placement::name_hash),
     /// versioned by [`NameEntry::version`](crate::names::NameEntry::version).
     Name,
+    /// The references to one target (chunk or object id), keyed by the target,
+    /// versioned by [`refs_fingerprint`](super::refs_fingerprint).
+    Ref,
 }
 
 impl ItemKind {
-    /// Every kind, in the order a round offers them (chunks before the
-    /// manifests that name them, manifests before the names that point at them).
-    pub const ALL: [ItemKind; 3] = [ItemKind::Chunk, ItemKind::Manifest, ItemKind::Name];
+    /// Every kind, in the order a round offers them: references before their
+    /// targets (a target never arrives looking unreferenced), chunks before
+    /// the manifests that name them, manifests before the names that point at
+    /// them.
+    pub const ALL: [ItemKind; 4] = [
+        ItemKind::Ref,
+        ItemKind::Chunk,
+        ItemKind::Manifest,
+        ItemKind::Name,
+    ];
 
     /// The kind's name in logs and metrics.
     pub fn as_str(self) -> &'static str {
@@ -50,6 +60,7 @@ impl ItemKind {
             ItemKind::Chunk => "chunk",
             ItemKind::Manifest => "manifest",
             ItemKind::Name => "name",
+            ItemKind::Ref => "reference",
         }
     }
 }

@@ -1,163 +1,197 @@
-//! Garbage: a chunk may be dropped only when no live manifest references it
-//! and it has stayed unreferenced for a grace period.
+//! Garbage across nodes: which stored chunks and manifests may go.
 //!
-//! The grace covers what a reference count cannot see: an upload writes its
-//! chunks before its manifest (so a fresh chunk is unreferenced for the length
-//! of the upload), and a manifest that references an existing chunk may still
-//! be on its way from another replica. The grace must exceed the longest
-//! upload and the longest replication delay of a manifest; a chunk referenced
-//! again within it is kept, and its clock starts over when released again.
-
-use std::collections::BTreeMap;
+//! Every name write is a *version*: `bucket/key` at its stamp. A version
+//! references its manifest and each chunk the manifest lists, and those
+//! references ([`Ref`]) are stored beside their targets, on the targets'
+//! owners, so that the node deciding whether a chunk may go holds every fact
+//! it needs. A reference is written live by the coordinator of a put, before
+//! the name (so no acknowledged object is ever unreferenced), and turns dead
+//! when a name owner merges a register that beats it ([`superseded`]): by the
+//! last-writer-wins rule a beaten version never becomes current again, so the
+//! owner's word is final, whatever the order in which replicas hear of writes.
+//! Dead wins over live, and the earliest death is kept ([`RefState::merge`]),
+//! so the references of a target converge like any other CRDT.
+//!
+//! A target may go ([`gc_verdict`]) when none of its references is live and
+//! it has neither been written nor lost a reference for a grace period. The
+//! grace covers what a node cannot see: a chunk of an upload in progress has
+//! no reference until its manifest is complete, and a reference may still be
+//! on its way from another replica. A target stored before references were
+//! recorded has no write time and is never collected.
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChunkId, Manifest};
+use crate::names::{Hlc, NameEntry};
+use crate::{BucketName, Manifest, ObjectId, ObjectKey};
 
-/// What is known of a chunk's references.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkRefs {
-    /// Live manifests that list the chunk.
-    pub references: u64,
-    /// Since when (ms) the count has been zero; `None` while referenced.
-    pub unreferenced_since_millis: Option<u64>,
+/// One name write: `bucket/key` at a stamp. Stamps are unique per write (they
+/// carry the writer's node id), so a version is never written twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VersionId(pub [u8; 32]);
+
+/// The version of `bucket/key` written at `stamp`.
+pub fn version_id(bucket: &BucketName, key: &ObjectKey, stamp: &Hlc) -> VersionId {
+    let mut hasher = blake3::Hasher::new_derive_key("stemma 2026 name version");
+    hasher.update(bucket.as_str().as_bytes());
+    hasher.update(&[0]);
+    hasher.update(key.as_str().as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&stamp.wall_millis.to_be_bytes());
+    hasher.update(&stamp.counter.to_be_bytes());
+    hasher.update(stamp.node.public_key());
+    VersionId(*hasher.finalize().as_bytes())
 }
 
-/// Whether a chunk may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GcVerdict {
-    /// A live manifest references it.
-    Referenced,
-    /// Unreferenced, but not for the whole grace yet: keep it until then.
-    InGrace {
-        /// When (ms) it may go if still unreferenced.
-        until_millis: u64,
+/// Whether a version still references its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RefState {
+    /// The version may be current: its targets must stay.
+    Live,
+    /// A later write beat the version (noticed at `since_millis`).
+    Dead {
+        /// When the first replica noticed, in ms since the Unix epoch.
+        since_millis: u64,
     },
-    /// Unreferenced for the whole grace: it may be dropped.
-    Drop,
 }
 
-/// The GC rule.
-pub fn gc_verdict(refs: &ChunkRefs, now_millis: u64, grace_millis: u64) -> GcVerdict {
-    match refs.unreferenced_since_millis {
-        _ if refs.references > 0 => GcVerdict::Referenced,
-        // Zero references and no time recorded: treat as just released.
-        None => GcVerdict::InGrace {
-            until_millis: now_millis.saturating_add(grace_millis),
-        },
-        Some(since) => {
-            let until_millis = since.saturating_add(grace_millis);
-            if now_millis >= until_millis {
-                GcVerdict::Drop
-            } else {
-                GcVerdict::InGrace { until_millis }
-            }
-        }
-    }
-}
-
-/// A manifest released more often than it was added. Nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum GcError {
-    /// A release of a chunk that no manifest references.
-    #[error("chunk {0} released but not referenced: the reference counts are out of step")]
-    NotReferenced(ChunkId),
-}
-
-/// Reference counts of the chunks one node stores, from the live manifests
-/// that list them (each manifest counts once per distinct chunk).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkLedger {
-    chunks: BTreeMap<ChunkId, ChunkRefs>,
-}
-
-impl ChunkLedger {
-    /// An empty ledger.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A chunk was stored at `now_millis`. Unreferenced until a manifest lists
-    /// it, so the grace protects an upload in progress.
-    pub fn stored(&mut self, chunk: ChunkId, now_millis: u64) {
-        self.chunks.entry(chunk).or_insert(ChunkRefs {
-            references: 0,
-            unreferenced_since_millis: Some(now_millis),
-        });
-    }
-
-    /// A live manifest now lists these chunks.
-    pub fn add_manifest(&mut self, manifest: &Manifest) {
-        for chunk in distinct(manifest) {
-            let refs = self.chunks.entry(chunk).or_insert(ChunkRefs {
-                references: 0,
-                unreferenced_since_millis: None,
-            });
-            refs.references += 1;
-            refs.unreferenced_since_millis = None;
-        }
-    }
-
-    /// A manifest is no longer live (its name was deleted or overwritten and
-    /// no other name uses it) as of `now_millis`. Refused as a whole if any of
-    /// its chunks is not referenced.
-    pub fn remove_manifest(&mut self, manifest: &Manifest, now_millis: u64) -> Result<(), GcError> {
-        let chunks = distinct(manifest);
-        if let Some(missing) = chunks
-            .iter()
-            .find(|c| self.chunks.get(c).is_none_or(|r| r.references == 0))
-        {
-            return Err(GcError::NotReferenced(*missing));
-        }
-        for chunk in chunks {
-            if let Some(refs) = self.chunks.get_mut(&chunk) {
-                refs.references -= 1;
-                if refs.references == 0 {
-                    refs.unreferenced_since_millis = Some(now_millis);
+impl RefState {
+    /// The CRDT merge: dead wins, and the earliest death is kept.
+    /// Commutative, associative and idempotent.
+    pub fn merge(self, other: RefState) -> RefState {
+        match (self, other) {
+            (RefState::Live, s) | (s, RefState::Live) => s,
+            (RefState::Dead { since_millis: a }, RefState::Dead { since_millis: b }) => {
+                RefState::Dead {
+                    since_millis: a.min(b),
                 }
             }
         }
-        Ok(())
     }
 
-    /// The references of `chunk`, if the ledger knows it.
-    pub fn refs(&self, chunk: &ChunkId) -> Option<ChunkRefs> {
-        self.chunks.get(chunk).copied()
+    /// As stored: 0 for live, else the time of death (at least 1).
+    pub fn to_u64(self) -> u64 {
+        match self {
+            RefState::Live => 0,
+            RefState::Dead { since_millis } => since_millis.max(1),
+        }
     }
 
-    /// The chunks that may be dropped at `now_millis`, in id order.
-    pub fn collectable(&self, now_millis: u64, grace_millis: u64) -> Vec<ChunkId> {
-        self.chunks
-            .iter()
-            .filter(|(_, r)| gc_verdict(r, now_millis, grace_millis) == GcVerdict::Drop)
-            .map(|(c, _)| *c)
-            .collect()
-    }
-
-    /// Forgets a chunk that was dropped. A referenced chunk is kept; returns
-    /// whether it was forgotten.
-    pub fn forget(&mut self, chunk: &ChunkId) -> bool {
-        match self.chunks.get(chunk) {
-            Some(r) if r.references == 0 => self.chunks.remove(chunk).is_some(),
-            _ => false,
+    /// The inverse of [`to_u64`](Self::to_u64).
+    pub fn from_u64(value: u64) -> RefState {
+        match value {
+            0 => RefState::Live,
+            since_millis => RefState::Dead { since_millis },
         }
     }
 }
 
-fn distinct(manifest: &Manifest) -> Vec<ChunkId> {
-    let mut chunks = manifest.chunks.clone();
-    chunks.sort_unstable();
-    chunks.dedup();
-    chunks
+/// A version's reference to a target: a chunk id or an object id (the
+/// manifest), both 32-byte hashes placed on the ring by their leading bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ref {
+    /// The chunk or object id.
+    pub target: [u8; 32],
+    /// The version that references it.
+    pub version: VersionId,
+    /// Whether the reference still holds.
+    pub state: RefState,
+}
+
+/// The references a version holds: on its manifest, then on each distinct
+/// chunk the manifest lists.
+pub fn refs_of(manifest: &Manifest, version: VersionId, state: RefState) -> Vec<Ref> {
+    let mut targets: Vec<[u8; 32]> = manifest.chunks.iter().map(|c| *c.as_bytes()).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    std::iter::once(*manifest.object_id().as_bytes())
+        .chain(targets)
+        .map(|target| Ref {
+            target,
+            version,
+            state,
+        })
+        .collect()
+}
+
+/// When a name owner merges `incoming` into what it holds (`ours`), the
+/// version that lost and the object it pointed at, if it pointed at one: its
+/// references are dead. `None` if nothing was beaten, or if the loser was a
+/// tombstone.
+pub fn superseded(ours: Option<&NameEntry>, incoming: &NameEntry) -> Option<(Hlc, ObjectId)> {
+    let loser = match ours {
+        Some(ours) if ours < incoming => ours,
+        Some(ours) if ours > incoming => incoming,
+        _ => return None,
+    };
+    loser.object().map(|object| (loser.stamp, object))
+}
+
+/// Whether a stored target may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcVerdict {
+    /// A live reference holds it.
+    Referenced,
+    /// Stored before references were recorded: kept.
+    Untracked,
+    /// No live reference, but written or released within the grace: kept
+    /// until then.
+    InGrace {
+        /// When (ms) it may go if nothing changes.
+        until_millis: u64,
+    },
+    /// No live reference, and nothing happened to it for the whole grace.
+    Drop,
+}
+
+/// The GC rule for one target: its references' states, when this node last
+/// wrote it (`None` if unknown), the time now and the grace, in ms.
+pub fn gc_verdict(
+    refs: impl IntoIterator<Item = RefState>,
+    written_millis: Option<u64>,
+    now_millis: u64,
+    grace_millis: u64,
+) -> GcVerdict {
+    let mut last_death = 0;
+    for state in refs {
+        match state {
+            RefState::Live => return GcVerdict::Referenced,
+            RefState::Dead { since_millis } => last_death = last_death.max(since_millis),
+        }
+    }
+    let Some(written) = written_millis else {
+        return GcVerdict::Untracked;
+    };
+    let until_millis = written.max(last_death).saturating_add(grace_millis);
+    if now_millis >= until_millis {
+        GcVerdict::Drop
+    } else {
+        GcVerdict::InGrace { until_millis }
+    }
+}
+
+/// A 64-bit fingerprint of a target's references in version order, for
+/// anti-entropy digests: replicas whose references differ get different ones.
+pub fn refs_fingerprint(refs: impl IntoIterator<Item = (VersionId, RefState)>) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    for (version, state) in refs {
+        hasher.update(&version.0);
+        hasher.update(&state.to_u64().to_be_bytes());
+    }
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+    u64::from_be_bytes(bytes)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use proptest::prelude::*;
 
     use super::*;
     use crate::ManifestBuilder;
+    use crate::membership::NodeId;
+    use crate::names::NameValue;
 
     fn manifest(parts: &[&[u8]]) -> Manifest {
         let mut m = ManifestBuilder::new(None);
@@ -167,91 +201,154 @@ mod tests {
         m.finish()
     }
 
+    fn state() -> impl Strategy<Value = RefState> {
+        prop_oneof![
+            Just(RefState::Live),
+            (1u64..100).prop_map(|since_millis| RefState::Dead { since_millis }),
+        ]
+    }
+
     #[test]
     fn the_rule() {
-        let referenced = ChunkRefs {
-            references: 2,
-            unreferenced_since_millis: None,
-        };
-        assert_eq!(gc_verdict(&referenced, u64::MAX, 0), GcVerdict::Referenced);
-        let released = ChunkRefs {
-            references: 0,
-            unreferenced_since_millis: Some(1_000),
-        };
+        let dead = |since_millis| RefState::Dead { since_millis };
         assert_eq!(
-            gc_verdict(&released, 1_500, 1_000),
+            gc_verdict([dead(5), RefState::Live], Some(0), u64::MAX, 0),
+            GcVerdict::Referenced
+        );
+        assert_eq!(gc_verdict([], None, u64::MAX, 0), GcVerdict::Untracked);
+        // Written at 1 000, released at 3 000: the later of the two counts.
+        assert_eq!(
+            gc_verdict([dead(3_000)], Some(1_000), 3_999, 1_000),
+            GcVerdict::InGrace {
+                until_millis: 4_000
+            }
+        );
+        assert_eq!(
+            gc_verdict([dead(3_000)], Some(1_000), 4_000, 1_000),
+            GcVerdict::Drop
+        );
+        // An upload's chunk: no reference yet, kept for the grace after its write.
+        assert_eq!(
+            gc_verdict([], Some(1_000), 1_500, 1_000),
             GcVerdict::InGrace {
                 until_millis: 2_000
             }
         );
-        assert_eq!(gc_verdict(&released, 2_000, 1_000), GcVerdict::Drop);
     }
 
     #[test]
-    fn deleting_an_object_frees_only_the_chunks_no_other_object_uses() {
-        let shared: &[u8] = b"shared chunk";
-        let a = manifest(&[shared, b"only in a", b"only in a"]);
-        let b = manifest(&[shared, b"only in b"]);
-        let mut ledger = ChunkLedger::new();
-        ledger.add_manifest(&a);
-        ledger.add_manifest(&b);
-        ledger.remove_manifest(&a, 10_000).unwrap();
-        assert!(
-            ledger.collectable(10_000 + 59_999, 60_000).is_empty(),
-            "in grace"
-        );
-        let gone = ledger.collectable(10_000 + 60_000, 60_000);
-        assert_eq!(gone, vec![ChunkId::of(b"only in a")]);
-        assert!(ledger.forget(&gone[0]));
-        assert!(
-            !ledger.forget(&ChunkId::of(shared)),
-            "still referenced by b"
-        );
-        // Releasing a twice is refused and changes nothing.
-        let before = ledger.clone();
+    fn a_version_references_its_manifest_and_each_distinct_chunk_once() {
+        let m = manifest(&[b"a", b"b", b"a"]);
+        let refs = refs_of(&m, VersionId([1; 32]), RefState::Live);
+        assert_eq!(refs.len(), 3);
+        assert_eq!(refs[0].target, *m.object_id().as_bytes());
+    }
+
+    #[test]
+    fn the_loser_of_a_merge_is_superseded_and_a_tombstone_holds_nothing() {
+        let node = NodeId::synthetic(1);
+        let at = |wall_millis, value| NameEntry {
+            stamp: Hlc {
+                wall_millis,
+                counter: 0,
+                node,
+            },
+            value,
+        };
+        let a = ObjectId::from_bytes([1; 32]);
+        let b = ObjectId::from_bytes([2; 32]);
+        let old = at(1, NameValue::Object(a));
+        let new = at(2, NameValue::Object(b));
+        assert_eq!(superseded(Some(&old), &new), Some((old.stamp, a)));
+        // The late arrival of an older write: it is the loser.
+        assert_eq!(superseded(Some(&new), &old), Some((old.stamp, a)));
+        assert_eq!(superseded(None, &new), None);
+        assert_eq!(superseded(Some(&new), &new), None);
         assert_eq!(
-            ledger.remove_manifest(&a, 70_000),
-            Err(GcError::NotReferenced(ChunkId::of(b"only in a")))
+            superseded(Some(&at(1, NameValue::Deleted)), &new),
+            None,
+            "a tombstone references nothing"
         );
-        assert_eq!(ledger, before);
-    }
-
-    #[test]
-    fn a_chunk_of_an_upload_in_progress_is_kept_for_the_grace() {
-        let mut ledger = ChunkLedger::new();
-        let chunk = ChunkId::of(b"uploading");
-        ledger.stored(chunk, 1_000);
-        assert!(ledger.collectable(1_000 + 59_999, 60_000).is_empty());
-        // The manifest arrives: referenced, never collectable.
-        ledger.add_manifest(&manifest(&[b"uploading"]));
-        assert!(ledger.collectable(u64::MAX, 60_000).is_empty());
     }
 
     proptest! {
-        /// Whatever sequence of adds and removes of live manifests (sharing
-        /// chunks), a chunk listed by a live manifest is never collectable.
         #[test]
-        fn a_referenced_chunk_is_never_collectable(
-            ops in prop::collection::vec((0usize..4, any::<bool>(), 0u64..100), 0..40),
+        fn merge_is_a_crdt(a in state(), b in state(), c in state()) {
+            prop_assert_eq!(a.merge(b), b.merge(a));
+            prop_assert_eq!(a.merge(b).merge(c), a.merge(b.merge(c)));
+            prop_assert_eq!(a.merge(a), a);
+            prop_assert_eq!(RefState::from_u64(a.to_u64()), a);
+        }
+
+        /// Writes and deletes of one key reach two name owners in any order,
+        /// with repeats; their coordinators write live references first, the
+        /// owners mark the losers dead; a chunk owner merges every reference
+        /// in any order. At the end the current version's chunks are never
+        /// collectable, and every other version's are.
+        #[test]
+        fn the_current_version_is_never_collected_and_the_rest_always_is(
+            writes in prop::collection::vec((1u64..50, 0u8..4), 1..12),
+            order_a in prop::collection::vec(any::<prop::sample::Index>(), 0..30),
+            order_b in prop::collection::vec(any::<prop::sample::Index>(), 0..30),
+            ref_order in any::<u64>(),
         ) {
-            let manifests: Vec<Manifest> = (0..4u8)
-                .map(|i| manifest(&[&[i], &[i + 1], &[9]]))
+            let (bucket, key) = (BucketName::parse("photos").unwrap(), ObjectKey::parse("k").unwrap());
+            // Object 0 is a tombstone; others have manifests sharing chunk 9.
+            let manifests: Vec<Manifest> = (0..4u8).map(|i| manifest(&[&[i], &[9]])).collect();
+            let entries: Vec<NameEntry> = writes
+                .iter()
+                .enumerate()
+                .map(|(i, &(wall, object))| NameEntry {
+                    stamp: Hlc { wall_millis: wall, counter: i as u32, node: NodeId::synthetic(1) },
+                    value: if object == 0 {
+                        NameValue::Deleted
+                    } else {
+                        NameValue::Object(manifests[object as usize].object_id())
+                    },
+                })
                 .collect();
-            let mut live = [0usize; 4];
-            let mut ledger = ChunkLedger::new();
-            let mut now = 0;
-            for (m, add, dt) in ops {
-                now += dt;
-                if add {
-                    ledger.add_manifest(&manifests[m]);
-                    live[m] += 1;
-                } else if live[m] > 0 {
-                    ledger.remove_manifest(&manifests[m], now).unwrap();
-                    live[m] -= 1;
+            let manifest_of = |e: &NameEntry| {
+                e.object().map(|o| manifests.iter().find(|m| m.object_id() == o).unwrap().clone())
+            };
+            let mut refs: Vec<Ref> = Vec::new();
+            for e in &entries {
+                if let Some(m) = manifest_of(e) {
+                    refs.extend(refs_of(&m, version_id(&bucket, &key, &e.stamp), RefState::Live));
                 }
-                for chunk in ledger.collectable(now + 1_000_000, 10) {
-                    let used = (0..4).any(|i| live[i] > 0 && manifests[i].chunks.contains(&chunk));
-                    prop_assert!(!used, "{:?} is referenced", chunk);
+            }
+            // Each owner hears every write once in order, plus repeats.
+            for order in [&order_a, &order_b] {
+                let deliveries = (0..entries.len()).chain(order.iter().map(|i| i.index(entries.len())));
+                let mut ours: Option<NameEntry> = None;
+                for (t, i) in deliveries.enumerate() {
+                    if let Some((stamp, object)) = superseded(ours.as_ref(), &entries[i]) {
+                        let m = manifests.iter().find(|m| m.object_id() == object).unwrap();
+                        let dead = RefState::Dead { since_millis: 100 + t as u64 };
+                        refs.extend(refs_of(m, version_id(&bucket, &key, &stamp), dead));
+                    }
+                    ours = Some(ours.map_or(entries[i], |o| o.max(entries[i])));
+                }
+            }
+            // The chunk owner merges them in a shuffled order.
+            refs.sort_by_cached_key(|r| {
+                let state = r.state.to_u64().to_be_bytes();
+                *blake3::hash(&[&ref_order.to_be_bytes()[..], &r.target, &r.version.0, &state].concat()).as_bytes()
+            });
+            let mut held: BTreeMap<[u8; 32], BTreeMap<VersionId, RefState>> = BTreeMap::new();
+            for r in refs {
+                let slot = held.entry(r.target).or_default().entry(r.version).or_insert(r.state);
+                *slot = slot.merge(r.state);
+            }
+            let current = entries.iter().max().unwrap();
+            let live_targets: Vec<[u8; 32]> = manifest_of(current)
+                .map(|m| refs_of(&m, VersionId([0; 32]), RefState::Live).into_iter().map(|r| r.target).collect())
+                .unwrap_or_default();
+            for (target, versions) in &held {
+                let verdict = gc_verdict(versions.values().copied(), Some(0), u64::MAX, 10);
+                if live_targets.contains(target) {
+                    prop_assert_eq!(verdict, GcVerdict::Referenced);
+                } else {
+                    prop_assert_eq!(verdict, GcVerdict::Drop);
                 }
             }
         }

@@ -12,8 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use super::anti_entropy::{ItemKind, Root};
 use super::digest::DigestEntry;
+use super::gc::Ref;
 use crate::names::NameEntry;
 use crate::{ChunkId, Manifest, ObjectId};
+
+/// References (or targets) one [`ReplicaRequest::PutRefs`] or
+/// [`ReplicaRequest::LiveRefs`] carries at most: a full batch fits in a frame.
+pub const MAX_REFS_PER_REQUEST: usize = 8_192;
 
 /// A name's replicated register and what a listing shows of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +98,18 @@ pub enum ReplicaRequest {
     /// What the replica's store holds, for `stemma status`. Answered by
     /// [`ReplicaResponse::Stats`].
     Stats,
+    /// Merge references into the replica's (see [`Ref`]); answered by
+    /// [`ReplicaResponse::Stored`].
+    PutRefs {
+        /// The references, each merged by [`RefState::merge`](super::RefState::merge).
+        refs: Vec<Ref>,
+    },
+    /// Which of these targets the replica holds a live reference to, asked
+    /// before a target is collected. Answered by [`ReplicaResponse::LiveRefs`].
+    LiveRefs {
+        /// Chunk or object ids.
+        targets: Vec<[u8; 32]>,
+    },
 }
 
 /// A replica's answer.
@@ -135,6 +152,8 @@ pub enum ReplicaResponse {
         /// Chunk bytes stored.
         chunk_bytes: u64,
     },
+    /// The targets asked about that the replica holds a live reference to.
+    LiveRefs(Vec<[u8; 32]>),
 }
 
 #[cfg(test)]
@@ -142,6 +161,7 @@ mod tests {
     use super::*;
     use crate::membership::NodeId;
     use crate::names::{Hlc, NameValue};
+    use crate::replication::{RefState, VersionId};
     use crate::wire::{self, FrameError};
 
     fn roundtrip<T: Serialize + for<'a> Deserialize<'a> + PartialEq + std::fmt::Debug>(msg: &T) {
@@ -188,6 +208,23 @@ mod tests {
         roundtrip(&answer);
         let mut buf = Vec::new();
         wire::encode(&answer, &mut buf).expect("a full answer fits in a frame");
+        let refs = ReplicaRequest::PutRefs {
+            refs: (0..MAX_REFS_PER_REQUEST as u64)
+                .map(|i| Ref {
+                    target: [0xff; 32],
+                    version: VersionId([0xfe; 32]),
+                    state: RefState::Dead {
+                        since_millis: u64::MAX - i,
+                    },
+                })
+                .collect(),
+        };
+        roundtrip(&refs);
+        wire::encode(&refs, &mut buf).expect("a full batch of references fits in a frame");
+        roundtrip(&ReplicaRequest::LiveRefs {
+            targets: vec![[3; 32]; MAX_REFS_PER_REQUEST],
+        });
+        roundtrip(&ReplicaResponse::LiveRefs(vec![[4; 32]]));
         roundtrip(&ReplicaRequest::Stats);
         roundtrip(&ReplicaResponse::Stats {
             objects: 1,

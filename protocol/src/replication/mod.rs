@@ -45,8 +45,11 @@ pub use anti_entropy::{
 };
 pub use digest::{DigestEntry, DigestError, EntryDiff, PartitionDigest, diff_entries};
 pub use fill_lease::{FILL_LEASE, FillLeases};
-pub use gc::{ChunkLedger, ChunkRefs, GcError, GcVerdict, gc_verdict};
-pub use message::{NameRegister, ReplicaRequest, ReplicaResponse};
+pub use gc::{
+    GcVerdict, Ref, RefState, VersionId, gc_verdict, refs_fingerprint, refs_of, superseded,
+    version_id,
+};
+pub use message::{MAX_REFS_PER_REQUEST, NameRegister, ReplicaRequest, ReplicaResponse};
 pub use quorum::{QuorumError, QuorumState, WriteQuorum, effective_quorum};
 pub use read::{ReadOutcome, read_order, read_repair_targets};
 pub use repair::{RepairPlan, Transfer, repair_plan, under_replicated};

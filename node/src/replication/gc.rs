@@ -1,0 +1,202 @@
+//! The garbage collector: the node side of
+//! `stemma_protocol::replication::gc`.
+//!
+//! Each pass first marks dead, on the owners of their targets, the references
+//! of the versions this node saw beaten as a name owner (kept in the store
+//! until an owner of every target has them, so a crash or an unreachable
+//! owner only delays it). It then drops the chunks and manifests the rule
+//! lets go — but only after every other owner of the target's partition,
+//! all of them reachable, confirmed it holds no live reference either: a
+//! reference still on its way to this node must not cost an object its data.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use stemma_protocol::membership::NodeId;
+use stemma_protocol::placement::Partition;
+use stemma_protocol::replication::{
+    ItemKind, MAX_REFS_PER_REQUEST, Ref, RefState, ReplicaRequest, ReplicaResponse, VersionId,
+    refs_of,
+};
+use stemma_protocol::{Manifest, ObjectId};
+
+use super::{Replication, Snapshot, blocking};
+use crate::store::GcScan;
+
+/// Runs passes until the task is aborted: every quarter of the grace, between
+/// one second and one minute.
+pub(crate) async fn run(replication: Arc<Replication>) {
+    let pause = (replication.gc_grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(pause).await;
+        match replication.snapshot().await {
+            Ok(snap) if !snap.alone() => replication.gc_pass(&snap).await,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "garbage collection: no layout"),
+        }
+    }
+}
+
+impl Replication {
+    async fn gc_pass(self: &Arc<Self>, snap: &Snapshot) {
+        self.mark_dead_versions(snap).await;
+        let (store, clock) = (self.store.clone(), self.gc_clock());
+        let scan = match blocking(move || store.gc_scan(clock)).await {
+            Ok(scan) => scan,
+            Err(e) => {
+                tracing::warn!(error = %e, "garbage collection: cannot scan the store");
+                return;
+            }
+        };
+        if scan.collectable.is_empty() && scan.forgettable.is_empty() {
+            return;
+        }
+        let collectable = self.unreferenced_elsewhere(snap, scan.collectable).await;
+        let scan = GcScan {
+            collectable,
+            forgettable: scan.forgettable,
+        };
+        match self.writer.collect(scan, clock).await {
+            Ok(c) => {
+                let m = &self.metrics.replication;
+                m.gc_chunks.inc_by(c.chunks);
+                m.gc_bytes.inc_by(c.bytes);
+                m.gc_manifests.inc_by(c.manifests);
+                if c.chunks + c.manifests > 0 {
+                    tracing::info!(
+                        chunks = c.chunks,
+                        bytes = c.bytes,
+                        manifests = c.manifests,
+                        "garbage collected"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+        }
+    }
+
+    /// Marks the references of each beaten version dead on the owners of
+    /// their targets; forgets the versions done.
+    async fn mark_dead_versions(self: &Arc<Self>, snap: &Snapshot) {
+        let store = self.store.clone();
+        let versions = match blocking(move || store.dead_versions()).await {
+            Ok(versions) => versions,
+            Err(e) => {
+                tracing::warn!(error = %e, "garbage collection: cannot read dead versions");
+                return;
+            }
+        };
+        let pending = versions.len();
+        let mut done = Vec::new();
+        for (version, object, since_millis) in versions {
+            if self
+                .mark_dead(snap, version, object, since_millis)
+                .await
+                .is_some()
+            {
+                done.push(version);
+            }
+        }
+        let marked = done.len();
+        let recorded = done.is_empty() || {
+            let result = self.writer.versions_marked(done).await;
+            if let Err(e) = &result {
+                tracing::warn!(error = %e, "garbage collection: cannot record marks");
+            }
+            result.is_ok()
+        };
+        let left = if recorded { pending - marked } else { pending };
+        self.metrics
+            .replication
+            .gc_pending_versions
+            .set(left as i64);
+    }
+
+    /// One version: reads its manifest and sends the dead references to the
+    /// owners of each partition they fall in. `Some` once at least one owner
+    /// of every partition stored them (anti-entropy brings them to the rest).
+    async fn mark_dead(
+        self: &Arc<Self>,
+        snap: &Snapshot,
+        version: VersionId,
+        object: ObjectId,
+        since_millis: u64,
+    ) -> Option<()> {
+        let manifest: Manifest = match self.manifest(snap, object).await {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                tracing::debug!(%object, error = %e, "garbage collection: manifest not found yet; will retry");
+                return None;
+            }
+        };
+        let state = RefState::Dead { since_millis };
+        let mut by_partition: BTreeMap<Partition, Vec<Ref>> = BTreeMap::new();
+        for r in refs_of(&manifest, version, state) {
+            let p = snap.layout.partitions().of_hash(&r.target);
+            by_partition.entry(p).or_default().push(r);
+        }
+        let sends = by_partition
+            .into_iter()
+            .map(|(partition, refs)| async move {
+                let owners = snap.layout.replicas(partition).to_vec();
+                let request = ReplicaRequest::PutRefs { refs };
+                let answers = join_all(owners.iter().map(|&n| self.ask(n, request.clone()))).await;
+                answers
+                    .iter()
+                    .any(|a| matches!(a, Ok(ReplicaResponse::Stored { .. })))
+            });
+        join_all(sends).await.into_iter().all(|ok| ok).then_some(())
+    }
+
+    /// The targets no other owner of their partition holds a live reference
+    /// to. A partition with an owner down, or one that does not answer, keeps
+    /// all its targets this pass.
+    async fn unreferenced_elsewhere(
+        self: &Arc<Self>,
+        snap: &Snapshot,
+        collectable: Vec<(ItemKind, [u8; 32])>,
+    ) -> Vec<(ItemKind, [u8; 32])> {
+        let mut by_partition: BTreeMap<Partition, Vec<(ItemKind, [u8; 32])>> = BTreeMap::new();
+        for (kind, target) in collectable {
+            let p = snap.layout.partitions().of_hash(&target);
+            by_partition.entry(p).or_default().push((kind, target));
+        }
+        let mut confirmed = Vec::new();
+        for (partition, items) in by_partition {
+            let others: Vec<NodeId> = snap
+                .layout
+                .replicas(partition)
+                .iter()
+                .copied()
+                .filter(|n| *n != self.me.id)
+                .collect();
+            if others.iter().any(|n| !snap.live.contains(n)) {
+                continue;
+            }
+            for batch in items.chunks(MAX_REFS_PER_REQUEST) {
+                let targets: Vec<[u8; 32]> = batch.iter().map(|(_, t)| *t).collect();
+                let request = ReplicaRequest::LiveRefs {
+                    targets: targets.clone(),
+                };
+                let answers = join_all(others.iter().map(|&n| self.ask(n, request.clone()))).await;
+                let mut live = BTreeSet::new();
+                let mut all_answered = true;
+                for answer in answers {
+                    match answer {
+                        Ok(ReplicaResponse::LiveRefs(targets)) => live.extend(targets),
+                        other => {
+                            tracing::debug!(answer = ?other.map(|a| format!("{a:?}")), "garbage collection: an owner did not confirm");
+                            all_answered = false;
+                        }
+                    }
+                }
+                if all_answered {
+                    confirmed.extend(batch.iter().filter(|(_, t)| !live.contains(t)).copied());
+                }
+            }
+        }
+        confirmed
+    }
+}
