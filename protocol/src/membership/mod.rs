@@ -576,8 +576,6 @@ impl Membership {
             .cloned()
     }
 
-    /// Sends every member we know of (any state) to `to`, in packet-sized
-    /// pieces.
     /// Stores a member's metadata (from `KIND_META` or `KIND_META_REQUEST`),
     /// unless we hold a later generation's.
     fn record_meta(&mut self, sender: NodeId, body: &[u8]) -> Result<(), MembershipError> {
@@ -658,12 +656,18 @@ impl Membership {
             })
     }
 
+    /// Sends every member we know of (any state) to `to`, in packet-sized
+    /// pieces. The requester's own entry goes along only when we suspect it: SWIM
+    /// tells a suspect of its suspicion by gossip alone, which it misses if it
+    /// was cut off while the gossip ran, and a suspicion whose prober's timer
+    /// is gone (voided by an identity renewal, or lost with a restart) is
+    /// resolved by nobody else. The list lets the suspect refute it.
     fn send_members_to(&mut self, to: NodeId) {
         let dest = self.member_id_of(to);
         let list: Vec<(MemberId, u16, u8)> = self
             .swim
             .iter_membership_state()
-            .filter(|m| m.id().node != to)
+            .filter(|m| m.id().node != to || m.state() == State::Suspect)
             .map(|m| {
                 let state = match m.state() {
                     State::Alive => 0,

@@ -299,6 +299,32 @@ fn a_suspected_member_that_is_alive_refutes() {
 }
 
 #[test]
+fn a_suspicion_nobody_can_resolve_is_refuted_through_the_member_lists() {
+    // Every member holds 2 as suspect, but the gossip that spread it has run
+    // out and the prober's suspect-to-down timer is gone (as an identity
+    // renewal voids it): no member will declare 2 down, and probes of 2
+    // succeed without clearing the suspicion. Only 2 can resolve it, by
+    // refuting, and only if it learns of it.
+    let mut net = Net::new(5, 11, lan());
+    net.join_all_to_first();
+    net.run_until(Duration::from_secs(20));
+    assert!(net.converged());
+    for v in [0, 1, 3, 4] {
+        let m = &mut net.members[v];
+        let suspect = foca::Member::new(member(2), 0, State::Suspect);
+        m.swim
+            .apply_many(std::iter::once(suspect), false, &mut m.io)
+            .unwrap();
+    }
+    assert!(net.all_see(2, MemberState::Suspect));
+    net.run_until(net.now + Duration::from_secs(30));
+    assert!(
+        net.all_see(2, MemberState::Alive),
+        "2 learned of the suspicion from a member list and refuted it"
+    );
+}
+
+#[test]
 fn a_leave_is_disseminated_as_left_not_dead() {
     let mut net = Net::new(6, 4, lan());
     net.join_all_to_first();
