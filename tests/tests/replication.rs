@@ -6,7 +6,10 @@
 //! up when they restart, and moves partitions to a sixth node while reads
 //! through it go on (each checked against the layout computed here from the
 //! same inputs); a chunk corrupted on replicas is never served, and reads
-//! repair it; the scrubber replaces a corrupt copy nobody reads.
+//! repair it; the scrubber replaces a corrupt copy nobody reads; a key
+//! written on both sides of a cut settles on the later write everywhere, and
+//! the earlier write's data is collected everywhere; deleting an object frees only the
+//! chunks no other object uses.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -565,5 +568,118 @@ async fn gc_removes_only_unreferenced_chunks() -> anyhow::Result<()> {
         manifests, 6.0,
         "the manifests of a and old c, on three nodes"
     );
+    Ok(())
+}
+
+/// Makes `node` drop all traffic with `peers` (an empty list heals).
+fn drop_traffic(node: &TestNode, peers: &[&TestNode]) -> anyhow::Result<()> {
+    let ids: Vec<&str> = peers.iter().map(|p| p.info.node_id.as_str()).collect();
+    let body = serde_json::json!({ "drop": ids }).to_string();
+    http_post(node.info.http_addr, "/debug/faults", &body)?;
+    Ok(())
+}
+
+/// What every node reads for `path` right now.
+async fn read_everywhere(nodes: &[&TestNode], path: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut values = Vec::new();
+    for node in nodes {
+        values.push(get(node, path).await?);
+    }
+    Ok(values)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_written_on_both_sides_of_a_cut_settles_on_the_later_write_everywhere()
+-> anyhow::Result<()> {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let nodes = cluster(5, &["--fault-injection", "--gc-grace-seconds", "2"]).await?;
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    let (side_a, side_b) = all.split_at(3);
+    for node in side_a {
+        drop_traffic(node, side_b)?;
+    }
+    for node in side_b {
+        drop_traffic(node, side_a)?;
+    }
+    let took = wait_for(
+        "each side's layout holds only its own nodes",
+        Duration::from_secs(60),
+        || async {
+            for node in side_a {
+                if layout_nodes(node)? != 3 {
+                    return Ok(false);
+                }
+            }
+            for node in side_b {
+                if layout_nodes(node)? != 2 {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await?;
+    eprintln!("the cut split the layouts after {took:?}");
+
+    // The same key on both sides; B's write comes later, so its hybrid
+    // logical clock stamp is higher.
+    let path = "race/key";
+    put(side_a[0], path, b"written on side A").await?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    put(side_b[0], path, b"written on side B, later").await?;
+    assert_eq!(get(side_a[1], path).await?, b"written on side A");
+    assert_eq!(get(side_b[1], path).await?, b"written on side B, later");
+
+    for node in &all {
+        drop_traffic(node, &[])?;
+    }
+    wait_for_layouts(&all, 5).await?;
+    let took = wait_for(
+        "every node reads the later write",
+        Duration::from_secs(60),
+        || async {
+            let values = read_everywhere(&all, path).await?;
+            Ok(values.iter().all(|v| v == b"written on side B, later"))
+        },
+    )
+    .await?;
+    eprintln!("every node reads the later write {took:?} after the layouts agreed");
+
+    // The earlier write lost: its data is collected on every node (nodes
+    // that held it under a side's layout and own it no longer too: they pull
+    // the dead references from the owners), the winner's stays on its owners,
+    // and further anti-entropy rounds (every 2 s here) never bring the loser
+    // or its data back.
+    let zones: Vec<String> = (1..=5).map(|i| format!("zone-{i}")).collect();
+    let layout = expected_layout(&all, &zones)?;
+    let loser = ChunkId::of(b"written on side A").to_string();
+    let winner = ChunkId::of(b"written on side B, later");
+    let took = wait_for(
+        "the losing write's chunk is collected everywhere",
+        Duration::from_secs(60),
+        || async { Ok(!holders(&all)?.contains_key(&loser)) },
+    )
+    .await?;
+    eprintln!(
+        "the losing write's chunk was collected everywhere {took:?} after every node read the winner"
+    );
+    assert!(
+        chunks_on_owners(&all, &layout, &BTreeSet::from([winner]))?,
+        "the winner keeps its copies"
+    );
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            !holders(&all)?.contains_key(&loser),
+            "the losing write's data came back"
+        );
+        for (i, value) in read_everywhere(&all, path).await?.iter().enumerate() {
+            assert_eq!(
+                value.as_slice(),
+                b"written on side B, later",
+                "node {i} went back to the earlier write"
+            );
+        }
+    }
     Ok(())
 }

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use stemma_protocol::membership::NodeId;
 use stemma_protocol::replication::{
-    Inventory, ItemKind, MAX_REFS_PER_REQUEST, ReplicaRequest, ReplicaResponse, roots_for, to_push,
+    Inventory, ItemKind, MAX_REFS_PER_REQUEST, ReplicaRequest, ReplicaResponse, roots_for, to_pull,
+    to_push,
 };
 use stemma_protocol::{ChunkId, ObjectId};
 use tokio::time::Instant;
@@ -136,6 +137,14 @@ impl Replication {
                 .flatten()
                 .collect();
             pushed += self.push(peer, kind, keys).await;
+            if kind == ItemKind::Ref {
+                let keys: Vec<[u8; 32]> = answer
+                    .iter()
+                    .filter_map(|(p, theirs)| inventory.get(p).map(|ours| to_pull(ours, theirs)))
+                    .flatten()
+                    .collect();
+                self.pull_refs(peer, keys).await;
+            }
         }
         (differing, pushed)
     }
@@ -212,6 +221,25 @@ impl Replication {
             },
         }
         stored
+    }
+
+    /// Fetches the peer's references on `targets` and merges them into ours.
+    async fn pull_refs(&self, peer: NodeId, targets: Vec<[u8; 32]>) {
+        for batch in targets.chunks(MAX_REFS_PER_REQUEST) {
+            let request = ReplicaRequest::GetRefs {
+                targets: batch.to_vec(),
+            };
+            match self.ask(peer, request).await {
+                Ok(ReplicaResponse::Refs(refs)) => {
+                    if let Err(e) = self.writer.put_refs(refs).await {
+                        tracing::warn!(error = %e, "anti-entropy: cannot merge pulled references");
+                    }
+                }
+                other => {
+                    tracing::debug!(%peer, answer = ?other.map(|a| format!("{a:?}")), "anti-entropy: references not pulled");
+                }
+            }
+        }
     }
 
     /// Sends one put; whether the peer stored it.

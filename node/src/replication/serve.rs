@@ -210,6 +210,23 @@ impl Replication {
                     .await
                     .map(|()| ReplicaResponse::Stored { new_bytes: 0 })
             }
+            ReplicaRequest::GetRefs { targets } => {
+                if targets.len() > MAX_REFS_PER_REQUEST {
+                    self.metrics.replication.refused_requests.inc();
+                    return refused(format!(
+                        "{} targets asked about, at most {MAX_REFS_PER_REQUEST} per request",
+                        targets.len()
+                    ));
+                }
+                let store = self.store.clone();
+                let targets = targets.into_iter().collect();
+                blocking(move || store.refs_on(&targets))
+                    .await
+                    .map(|mut refs| {
+                        refs.truncate(MAX_REFS_PER_REQUEST);
+                        ReplicaResponse::Refs(refs)
+                    })
+            }
             ReplicaRequest::LiveRefs { targets } => {
                 if targets.len() > MAX_REFS_PER_REQUEST {
                     self.metrics.replication.refused_requests.inc();

@@ -136,6 +136,17 @@ pub fn to_push(ours: &[DigestEntry], theirs: &[DigestEntry]) -> Vec<[u8; 32]> {
     keys
 }
 
+/// The keys to fetch back from a peer whose entries of a partition are
+/// `theirs`, for a kind merged both ways (references): the ones both hold at
+/// another version. A node offering a partition it no longer owns learns this
+/// way what its owners know — that a reference died — which it would
+/// otherwise never hear, since owners push only to owners.
+pub fn to_pull(ours: &[DigestEntry], theirs: &[DigestEntry]) -> Vec<[u8; 32]> {
+    let mut keys = diff_entries(ours, theirs).reconcile;
+    keys.sort_unstable();
+    keys
+}
+
 /// The partition of a key, by the layout's partition count.
 pub fn partition_of(layout: &Layout, key: &[u8; 32]) -> Partition {
     layout.partitions().of_hash(key)

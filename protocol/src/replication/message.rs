@@ -110,6 +110,12 @@ pub enum ReplicaRequest {
         /// Chunk or object ids.
         targets: Vec<[u8; 32]>,
     },
+    /// Every reference the replica holds on these targets (anti-entropy pulls
+    /// them back). Answered by [`ReplicaResponse::Refs`].
+    GetRefs {
+        /// Chunk or object ids.
+        targets: Vec<[u8; 32]>,
+    },
 }
 
 /// A replica's answer.
@@ -154,6 +160,9 @@ pub enum ReplicaResponse {
     },
     /// The targets asked about that the replica holds a live reference to.
     LiveRefs(Vec<[u8; 32]>),
+    /// References on the targets asked about, at most
+    /// [`MAX_REFS_PER_REQUEST`] (the rest come in a later round).
+    Refs(Vec<Ref>),
 }
 
 #[cfg(test)]
@@ -225,6 +234,13 @@ mod tests {
             targets: vec![[3; 32]; MAX_REFS_PER_REQUEST],
         });
         roundtrip(&ReplicaResponse::LiveRefs(vec![[4; 32]]));
+        roundtrip(&ReplicaRequest::GetRefs {
+            targets: vec![[5; 32]],
+        });
+        if let ReplicaRequest::PutRefs { refs } = refs {
+            let answer = ReplicaResponse::Refs(refs);
+            wire::encode(&answer, &mut buf).expect("a full answer of references fits");
+        }
         roundtrip(&ReplicaRequest::Stats);
         roundtrip(&ReplicaResponse::Stats {
             objects: 1,

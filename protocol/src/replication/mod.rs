@@ -41,7 +41,7 @@ mod write;
 
 pub use anti_entropy::{
     Inventory, ItemKind, MAX_ANSWER_ENTRIES, Root, answer_roots, partition_of, root_of, roots_for,
-    to_push,
+    to_pull, to_push,
 };
 pub use digest::{DigestEntry, DigestError, EntryDiff, PartitionDigest, diff_entries};
 pub use fill_lease::{FILL_LEASE, FillLeases};
