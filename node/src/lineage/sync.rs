@@ -20,7 +20,7 @@ use stemma_protocol::membership::MemberState;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::Lineage;
-use crate::p2p::{Faults, P2pHandle};
+use crate::p2p::P2pHandle;
 
 /// The sync protocol's name.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/stemma/lineage-sync/1");
@@ -45,7 +45,7 @@ pub async fn run(lineage: Lineage, mut control: Control, p2p: P2pHandle, interva
             return;
         }
     };
-    tokio::spawn(serve(lineage.clone(), incoming, p2p.faults.clone()));
+    tokio::spawn(serve(lineage.clone(), incoming, p2p.clone()));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<PeerId>();
     let mut running: HashSet<PeerId> = HashSet::new();
     let mut again: HashSet<PeerId> = HashSet::new();
@@ -131,11 +131,16 @@ async fn open_session<S: AsyncRead + AsyncWrite + Unpin>(
     anyhow::bail!("no agreement after {MAX_TURNS} turns")
 }
 
-/// Answers peers' sessions, a bounded number at a time.
-async fn serve(lineage: Lineage, mut incoming: libp2p_stream::IncomingStreams, faults: Faults) {
+/// Answers members' sessions, a bounded number at a time.
+async fn serve(lineage: Lineage, mut incoming: libp2p_stream::IncomingStreams, p2p: P2pHandle) {
     let permits = Arc::new(Semaphore::new(MAX_INBOUND));
     while let Some((peer, stream)) = incoming.next().await {
-        if faults.is_dropped(&peer) {
+        if p2p.faults.is_dropped(&peer) {
+            continue;
+        }
+        if !p2p.is_member(&peer).await {
+            lineage.metrics().lineage.sync_errors.inc();
+            tracing::info!(%peer, "lineage sync from a non-member refused");
             continue;
         }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -210,4 +215,137 @@ async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Vec
     tokio::time::timeout(TURN_TIMEOUT, read)
         .await
         .map_err(|_| std::io::ErrorKind::TimedOut)?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use stemma_protocol::lineage::{NewEntity, Op};
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    /// A peer's side of a session, scripted: what it sends is fixed in
+    /// advance, what we answer is collected.
+    struct Scripted {
+        input: futures::io::Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+
+    impl Scripted {
+        fn frames(frames: &[&[u8]]) -> Self {
+            let mut input = Vec::new();
+            for f in frames {
+                input.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                input.extend_from_slice(f);
+            }
+            Self::raw(input)
+        }
+
+        fn raw(input: Vec<u8>) -> Self {
+            Scripted {
+                input: futures::io::Cursor::new(input),
+                output: Vec::new(),
+            }
+        }
+    }
+
+    impl AsyncRead for Scripted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.input).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Scripted {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.output.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn graph_with_one_edit(dir: &std::path::Path) -> Lineage {
+        let lineage = Lineage::open(dir, b"node-a".to_vec(), Arc::new(Metrics::default())).unwrap();
+        let op = Op::Upsert(NewEntity::parse("table:sales.orders").unwrap());
+        lineage.apply_each("default", vec![op]).await.unwrap();
+        lineage
+    }
+
+    #[tokio::test]
+    async fn a_malformed_sync_message_is_an_error_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let lineage = graph_with_one_edit(dir.path()).await;
+        let heads = lineage.heads("default");
+        let peer = PeerId::random();
+        let garbage: Vec<u8> = (0..200u8).map(|i| i.wrapping_mul(77)).collect();
+        let mut stream = Scripted::frames(&[b"default", &garbage]);
+        let e = answer_session(&lineage, peer, &mut stream)
+            .await
+            .unwrap_err();
+        assert!(!e.to_string().is_empty());
+        assert_eq!(lineage.heads("default"), heads);
+        drop(lineage);
+        let reopened =
+            Lineage::open(dir.path(), b"node-a".to_vec(), Arc::new(Metrics::default())).unwrap();
+        assert_eq!(
+            reopened.heads("default"),
+            heads,
+            "the stored graph is intact"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_oversized_or_truncated_frame_and_a_bad_namespace_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lineage = graph_with_one_edit(dir.path()).await;
+        let peer = PeerId::random();
+        let mut oversized = Vec::new();
+        oversized.extend_from_slice(&7u32.to_le_bytes());
+        oversized.extend_from_slice(b"default");
+        oversized.extend_from_slice(&u32::MAX.to_le_bytes());
+        let e = answer_session(&lineage, peer, &mut Scripted::raw(oversized))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("over the"), "{e}");
+
+        let mut truncated = 7u32.to_le_bytes().to_vec();
+        truncated.extend_from_slice(b"def");
+        assert!(
+            answer_session(&lineage, peer, &mut Scripted::raw(truncated))
+                .await
+                .is_err()
+        );
+
+        // A namespace that is not UTF-8 or breaks the naming rules: the
+        // session fails at the first message, and no graph is created.
+        let message = lineage
+            .generate_sync(PeerId::random(), "default")
+            .await
+            .unwrap();
+        for namespace in [&b"\xff\xfe"[..], b"../../etc", b""] {
+            let mut stream = Scripted::frames(&[namespace, &message]);
+            assert!(
+                answer_session(&lineage, peer, &mut stream).await.is_err(),
+                "namespace {namespace:?} accepted"
+            );
+        }
+        assert_eq!(lineage.namespaces(), vec!["default".to_string()]);
+    }
 }

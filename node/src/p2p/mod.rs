@@ -18,8 +18,8 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, request_response};
 use stemma_protocol::membership::{
-    ClusterKey, MemberId, MemberInfo, Membership, MembershipConfig, MembershipStats, NodeId,
-    NodeMeta,
+    ClusterKey, MemberId, MemberInfo, MemberState, Membership, MembershipConfig, MembershipStats,
+    NodeId, NodeMeta,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -219,6 +219,15 @@ impl P2pHandle {
         }
     }
 
+    /// Whether `peer` is a member this node sees alive or suspect. Anyone may
+    /// open a libp2p connection; only members may store, read or sync data.
+    pub async fn is_member(&self, peer: &PeerId) -> bool {
+        let Some(node) = node_of(peer) else {
+            return false;
+        };
+        counts_as_member(&self.members().await, &node)
+    }
+
     /// The members as this node sees them, itself first, with the time since
     /// each was last heard.
     pub async fn members(&self) -> Vec<(MemberInfo, Option<Duration>)> {
@@ -305,6 +314,14 @@ pub(crate) fn node_of(peer: &PeerId) -> Option<NodeId> {
     NodeId::from_peer_id_bytes(&peer.to_bytes())
 }
 
+/// Whether `node` is among `members`, alive or suspect (a suspect may be
+/// slow, not gone; dead and departed members are out).
+fn counts_as_member(members: &[(MemberInfo, Option<Duration>)], node: &NodeId) -> bool {
+    members.iter().any(|(m, _)| {
+        m.id.node == *node && matches!(m.state, MemberState::Alive | MemberState::Suspect)
+    })
+}
+
 /// The libp2p peer of a member.
 pub(crate) fn peer_of(node: &NodeId) -> Option<PeerId> {
     PeerId::from_bytes(&node.peer_id_bytes()).ok()
@@ -322,5 +339,34 @@ mod tests {
         }
         let tcp: Multiaddr = "/dns4/example.org/udp/7401/quic-v1".parse().unwrap();
         assert_eq!(socket_addr(&tcp), None);
+    }
+
+    #[test]
+    fn only_alive_and_suspect_members_count() {
+        let info = |n: u64, state| MemberInfo {
+            id: MemberId {
+                node: NodeId::synthetic(n),
+                generation: 0,
+                addr: None,
+            },
+            state,
+            incarnation: 0,
+            last_heard: None,
+            meta: None,
+        };
+        let members: Vec<(MemberInfo, Option<Duration>)> = [
+            info(1, MemberState::Alive),
+            info(2, MemberState::Suspect),
+            info(3, MemberState::Dead),
+            info(4, MemberState::Left),
+        ]
+        .into_iter()
+        .map(|m| (m, None))
+        .collect();
+        let counts = |n| counts_as_member(&members, &NodeId::synthetic(n));
+        assert_eq!(
+            [counts(1), counts(2), counts(3), counts(4), counts(5)],
+            [true, true, false, false, false]
+        );
     }
 }

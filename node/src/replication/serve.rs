@@ -8,7 +8,6 @@ use std::sync::Arc;
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use libp2p_stream::IncomingStreams;
-use stemma_protocol::membership::MemberState;
 use stemma_protocol::membership::NodeId;
 use stemma_protocol::placement::Partition;
 use stemma_protocol::replication::{
@@ -62,10 +61,12 @@ impl Replication {
                 tracing::info!(%peer, error = %e, "malformed replica request refused");
                 refused(format!("malformed request: {e}"))
             }
-            Ok(Ok(request)) if self.is_member(&peer).await => match crate::p2p::node_of(&peer) {
-                Some(node) => self.answer_peer(node, request).await,
-                None => self.answer(request).await,
-            },
+            Ok(Ok(request)) if self.p2p.is_member(&peer).await => {
+                match crate::p2p::node_of(&peer) {
+                    Some(node) => self.answer_peer(node, request).await,
+                    None => self.answer(request).await,
+                }
+            }
             Ok(Ok(_)) => {
                 self.metrics.replication.refused_requests.inc();
                 tracing::info!(%peer, "replica request from a non-member refused");
@@ -74,17 +75,6 @@ impl Replication {
         };
         write_message(&mut stream, &response).await?;
         stream.close().await
-    }
-
-    /// Whether `peer` is a member this node sees alive or suspect: only
-    /// members may store or read replicas here.
-    async fn is_member(&self, peer: &PeerId) -> bool {
-        let Some(node) = crate::p2p::node_of(peer) else {
-            return false;
-        };
-        self.p2p.members().await.iter().any(|(m, _)| {
-            m.id.node == node && matches!(m.state, MemberState::Alive | MemberState::Suspect)
-        })
     }
 
     /// A peer's request: anti-entropy offers are answered only for the
