@@ -24,6 +24,7 @@
 //! anti_entropy_seconds = 30    # replica repair rounds (also soon after a layout change)
 //! scrub_bytes_per_second = 8388608  # re-hashing rate of held chunks; 0 = off
 //! gc_grace_seconds = 3600      # how long unreferenced data stays before it is dropped
+//! tombstone_grace_seconds = 864000  # how long a delete is remembered (10 days)
 //! ```
 
 use std::net::SocketAddr;
@@ -101,6 +102,10 @@ pub struct NodeConfig {
     /// garbage collector drops it. It must exceed the longest upload and the
     /// longest delay of replication between nodes.
     pub gc_grace_seconds: u64,
+    /// How long a deleted name's tombstone is kept. A replica cut off (down or
+    /// partitioned) for longer, still holding the name's earlier value, would
+    /// bring it back when it returns: wipe such a node and let it rejoin empty.
+    pub tombstone_grace_seconds: u64,
 }
 
 /// SWIM timing presets (see `stemma_protocol::membership::MembershipConfig`).
@@ -141,6 +146,7 @@ impl Default for NodeConfig {
             anti_entropy_seconds: 30,
             scrub_bytes_per_second: 8 * 1024 * 1024,
             gc_grace_seconds: 3600,
+            tombstone_grace_seconds: 10 * 24 * 3600,
         }
     }
 }

@@ -134,6 +134,8 @@ pub struct ReplicationMetrics {
     pub gc_bytes: Counter,
     /// Replicated manifests the garbage collector dropped.
     pub gc_manifests: Counter,
+    /// Name tombstones dropped after the tombstone grace.
+    pub gc_tombstones: Counter,
     /// Versions seen beaten whose references are not yet marked dead on
     /// their targets' owners.
     pub gc_pending_versions: Gauge,
@@ -397,6 +399,11 @@ impl Default for Metrics {
                 "gc_manifests",
                 "Replicated manifests dropped by the garbage collector",
                 &r.gc_manifests,
+            ),
+            (
+                "gc_tombstones",
+                "Name tombstones dropped after the tombstone grace",
+                &r.gc_tombstones,
             ),
         ] {
             registry.register(name, help, counter.clone());

@@ -151,6 +151,7 @@ impl Node {
             config: config.placement()?,
             write_quorum: usize::from(config.write_quorum),
             gc_grace: Duration::from_secs(config.gc_grace_seconds),
+            tombstone_grace: Duration::from_secs(config.tombstone_grace_seconds),
             metrics: metrics.clone(),
         });
         let replica_streams = p2p

@@ -214,6 +214,11 @@ pub struct RunArgs {
     /// or replication delay [default: 3600]
     #[arg(long, env = "STEMMA_GC_GRACE_SECONDS", value_name = "SECS")]
     gc_grace_seconds: Option<u64>,
+    /// Seconds a deleted name's tombstone is kept; a node cut off for longer
+    /// must be wiped before it rejoins, or it may bring deleted names back
+    /// [default: 864000, 10 days]
+    #[arg(long, env = "STEMMA_TOMBSTONE_GRACE_SECONDS", value_name = "SECS")]
+    tombstone_grace_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -285,6 +290,9 @@ impl RunArgs {
         }
         if let Some(v) = self.gc_grace_seconds {
             config.gc_grace_seconds = v;
+        }
+        if let Some(v) = self.tombstone_grace_seconds {
+            config.tombstone_grace_seconds = v;
         }
         if let Some(v) = self.scrub_bytes_per_second {
             config.scrub_bytes_per_second = v;

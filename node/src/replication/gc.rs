@@ -50,13 +50,13 @@ impl Replication {
                 return;
             }
         };
-        if scan.collectable.is_empty() && scan.forgettable.is_empty() {
+        if scan == GcScan::default() {
             return;
         }
         let collectable = self.unreferenced_elsewhere(snap, scan.collectable).await;
         let scan = GcScan {
             collectable,
-            forgettable: scan.forgettable,
+            ..scan
         };
         match self.writer.collect(scan, clock).await {
             Ok(c) => {
@@ -64,11 +64,13 @@ impl Replication {
                 m.gc_chunks.inc_by(c.chunks);
                 m.gc_bytes.inc_by(c.bytes);
                 m.gc_manifests.inc_by(c.manifests);
-                if c.chunks + c.manifests > 0 {
+                m.gc_tombstones.inc_by(c.tombstones);
+                if c.chunks + c.manifests + c.tombstones > 0 {
                     tracing::info!(
                         chunks = c.chunks,
                         bytes = c.bytes,
                         manifests = c.manifests,
+                        tombstones = c.tombstones,
                         "garbage collected"
                     );
                 }

@@ -57,6 +57,8 @@ pub(crate) struct Replication {
     write_quorum: usize,
     /// How long unreferenced data stays (see `gc`).
     gc_grace: std::time::Duration,
+    /// How long a name's tombstone stays.
+    tombstone_grace: std::time::Duration,
     layouts: Mutex<Layouts>,
     clock: Mutex<HlcClock>,
     /// Which peer fills which partition this node lacks (anti-entropy).
@@ -153,6 +155,7 @@ pub(crate) struct Settings {
     pub config: PlacementConfig,
     pub write_quorum: usize,
     pub gc_grace: std::time::Duration,
+    pub tombstone_grace: std::time::Duration,
     pub metrics: Arc<Metrics>,
 }
 
@@ -168,6 +171,7 @@ impl Replication {
             config: s.config,
             write_quorum: s.write_quorum,
             gc_grace: s.gc_grace,
+            tombstone_grace: s.tombstone_grace,
             layouts: Mutex::new(Layouts::default()),
             clock: Mutex::new(clock),
             leases: Mutex::new(FillLeases::new()),
@@ -226,6 +230,7 @@ impl Replication {
         GcClock {
             now_millis: crate::clock::unix_millis(),
             grace_millis: self.gc_grace.as_millis() as u64,
+            tombstone_grace_millis: self.tombstone_grace.as_millis() as u64,
         }
     }
 

@@ -29,6 +29,7 @@ fn replication(dir: &std::path::Path) -> Arc<Replication> {
         config: PlacementConfig::default(),
         write_quorum: 2,
         gc_grace: std::time::Duration::from_secs(3600),
+        tombstone_grace: std::time::Duration::from_secs(86_400),
         metrics: Arc::new(Metrics::default()),
     })
 }
@@ -218,6 +219,7 @@ async fn the_collector_takes_only_what_no_live_reference_holds() {
     let clock = |after_ms| GcClock {
         now_millis: crate::clock::unix_millis() + after_ms,
         grace_millis: 60_000,
+        tombstone_grace_millis: 86_400_000,
     };
     assert_eq!(r.store.gc_scan(clock(0)).unwrap(), GcScan::default());
     // The dead reference expired long ago: anti-entropy no longer spreads it.
@@ -280,4 +282,46 @@ async fn a_name_owner_remembers_the_version_a_merge_beat() {
     assert_eq!(Some(dead[0].1), older.entry.object());
     r.writer.versions_marked(vec![dead[0].0]).await.unwrap();
     assert!(r.store.dead_versions().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_tombstone_older_than_its_grace_is_collected_and_a_live_name_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = replication(dir.path());
+    let put = |key: &str, register| ReplicaRequest::PutName {
+        bucket: "photos".into(),
+        key: key.into(),
+        register,
+    };
+    let get = |key: &str| ReplicaRequest::GetName {
+        bucket: "photos".into(),
+        key: key.into(),
+    };
+    let mut tombstone = register(1_000, 2, 0);
+    tombstone.entry.value = NameValue::Deleted;
+    let live = register(1_000, 2, 1);
+    r.answer(put("gone", tombstone)).await;
+    r.answer(put("kept", live)).await;
+    let clock = |now_millis| GcClock {
+        now_millis,
+        grace_millis: 60_000,
+        tombstone_grace_millis: 10_000,
+    };
+    // Within the grace, the tombstone stays: it still beats a late older write.
+    assert!(
+        r.store
+            .gc_scan(clock(10_999))
+            .unwrap()
+            .tombstones
+            .is_empty()
+    );
+    let scan = r.store.gc_scan(clock(11_000)).unwrap();
+    assert_eq!(scan.tombstones, vec![("photos".into(), "gone".into())]);
+    let collected = r.writer.collect(scan, clock(11_000)).await.unwrap();
+    assert_eq!(collected.tombstones, 1);
+    assert_eq!(r.answer(get("gone")).await, ReplicaResponse::Name(None));
+    assert_eq!(
+        r.answer(get("kept")).await,
+        ReplicaResponse::Name(Some(live))
+    );
 }

@@ -19,6 +19,8 @@ pub struct GcClock {
     pub now_millis: u64,
     /// How long a target stays after its last reference died or it was written.
     pub grace_millis: u64,
+    /// How long a name's tombstone stays after the delete.
+    pub tombstone_grace_millis: u64,
 }
 
 /// What one scan found.
@@ -29,6 +31,8 @@ pub struct GcScan {
     /// Targets not stored here whose references all died more than two graces
     /// ago: their references may go.
     pub forgettable: Vec<[u8; 32]>,
+    /// Names whose register is a tombstone older than the tombstone grace.
+    pub tombstones: Vec<(String, String)>,
 }
 
 /// What a collection removed.
@@ -40,6 +44,8 @@ pub struct Collected {
     pub bytes: u64,
     /// Manifests dropped.
     pub manifests: u64,
+    /// Tombstones dropped.
+    pub tombstones: u64,
 }
 
 type RefsTable = ReadOnlyTable<(&'static [u8; 32], &'static [u8; 32]), u64>;
@@ -149,6 +155,18 @@ impl Store {
                 == GcVerdict::Drop
             {
                 scan.collectable.push((kind, target));
+            }
+        }
+        let names = txn.open_table(tables::REPLICA_NAMES).context(WHAT)?;
+        for row in names.iter().context(WHAT)? {
+            let (k, v) = row.context(WHAT)?;
+            let expired = tables::decode_register(v.value()).is_some_and(|r| {
+                r.entry
+                    .is_expired_tombstone(clock.now_millis, clock.tombstone_grace_millis)
+            });
+            if expired {
+                let (bucket, key) = k.value();
+                scan.tombstones.push((bucket.to_string(), key.to_string()));
             }
         }
         for (target, state) in summaries {

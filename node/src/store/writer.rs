@@ -863,6 +863,22 @@ impl<'t> Tables<'t> {
             self.written.remove(target).context(WHAT)?;
             self.forget_refs(target)?;
         }
+        for (bucket, key) in &scan.tombstones {
+            let k = (bucket.as_str(), key.as_str());
+            let expired = self
+                .replica_names
+                .get(k)
+                .context(WHAT)?
+                .and_then(|v| tables::decode_register(v.value()))
+                .is_some_and(|r| {
+                    r.entry
+                        .is_expired_tombstone(clock.now_millis, clock.tombstone_grace_millis)
+                });
+            if expired {
+                self.replica_names.remove(k).context(WHAT)?;
+                collected.tombstones += 1;
+            }
+        }
         for target in &scan.forgettable {
             if self.holds.get(target).context(WHAT)?.is_none()
                 && self.replica_manifests.get(target).context(WHAT)?.is_none()

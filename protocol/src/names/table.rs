@@ -51,6 +51,11 @@ impl NameEntry {
         self.value == NameValue::Deleted
     }
 
+    /// Whether this is a tombstone older than the grace, which may be dropped.
+    pub fn is_expired_tombstone(&self, now_millis: u64, grace_millis: u64) -> bool {
+        self.is_deleted() && self.stamp.wall_millis.saturating_add(grace_millis) <= now_millis
+    }
+
     /// A 64-bit fingerprint of the entry, for anti-entropy digests: two
     /// replicas whose entries for a name differ get different versions.
     pub fn version(&self) -> u64 {
@@ -198,9 +203,7 @@ impl NameTable {
     pub fn collect_tombstones(&mut self, now_millis: u64, grace_millis: u64) -> usize {
         let before = self.len();
         for keys in self.buckets.values_mut() {
-            keys.retain(|_, e| {
-                !(e.is_deleted() && e.stamp.wall_millis.saturating_add(grace_millis) <= now_millis)
-            });
+            keys.retain(|_, e| !e.is_expired_tombstone(now_millis, grace_millis));
         }
         self.buckets.retain(|_, keys| !keys.is_empty());
         before - self.len()
