@@ -11,8 +11,8 @@ use stemma_protocol::membership::NodeId;
 use stemma_protocol::names::{Hlc, NameEntry, NameValue, merge_register_pages};
 use stemma_protocol::placement::Partition;
 use stemma_protocol::replication::{
-    NameRegister, QuorumState, ReadOutcome, Ref, RefState, ReplicaRequest, ReplicaResponse,
-    WriteQuorum, effective_quorum, read_order, read_repair_targets, refs_of, version_id,
+    NameRegister, QuorumState, ReadOutcome, RefState, ReplicaRequest, ReplicaResponse, WriteQuorum,
+    effective_quorum, read_order, read_repair_targets, refs_of, version_id,
 };
 use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectId, ObjectKey};
 use tokio::sync::mpsc;
@@ -160,24 +160,23 @@ impl Replication {
         manifest: &Manifest,
     ) -> Result<(), ReplicationError> {
         let version = version_id(bucket, key, stamp);
-        let mut by_partition: BTreeMap<Partition, Vec<Ref>> = BTreeMap::new();
-        for r in refs_of(manifest, version, RefState::Live) {
-            let partition = snap.layout.partitions().of_hash(&r.target);
-            by_partition.entry(partition).or_default().push(r);
-        }
-        let writes = by_partition.into_iter().map(|(partition, refs)| {
-            let owners = snap.layout.replicas(partition).to_vec();
-            async move {
-                let what = format!(
-                    "references of {bucket}/{key} in partition {}",
-                    partition.index()
-                );
-                self.replicate(what, &owners, || ReplicaRequest::PutRefs {
-                    refs: refs.clone(),
-                })
-                .await
-            }
-        });
+        let refs = refs_of(manifest, version, RefState::Live);
+        let writes = snap
+            .by_partition(refs, |r| r.target)
+            .into_iter()
+            .map(|(partition, refs)| {
+                let owners = snap.layout.replicas(partition).to_vec();
+                async move {
+                    let what = format!(
+                        "references of {bucket}/{key} in partition {}",
+                        partition.index()
+                    );
+                    self.replicate(what, &owners, || ReplicaRequest::PutRefs {
+                        refs: refs.clone(),
+                    })
+                    .await
+                }
+            });
         for outcome in join_all(writes).await {
             outcome?;
         }

@@ -9,16 +9,14 @@
 //! all of them reachable, confirmed it holds no live reference either: a
 //! reference still on its way to this node must not cost an object its data.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 use stemma_protocol::membership::NodeId;
-use stemma_protocol::placement::Partition;
 use stemma_protocol::replication::{
-    ItemKind, MAX_REFS_PER_REQUEST, Ref, RefState, ReplicaRequest, ReplicaResponse, VersionId,
-    refs_of,
+    ItemKind, MAX_REFS_PER_REQUEST, RefState, ReplicaRequest, ReplicaResponse, VersionId, refs_of,
 };
 use stemma_protocol::{Manifest, ObjectId};
 
@@ -133,22 +131,19 @@ impl Replication {
                 return None;
             }
         };
-        let state = RefState::Dead { since_millis };
-        let mut by_partition: BTreeMap<Partition, Vec<Ref>> = BTreeMap::new();
-        for r in refs_of(&manifest, version, state) {
-            let p = snap.layout.partitions().of_hash(&r.target);
-            by_partition.entry(p).or_default().push(r);
-        }
-        let sends = by_partition
-            .into_iter()
-            .map(|(partition, refs)| async move {
-                let owners = snap.layout.replicas(partition).to_vec();
-                let request = ReplicaRequest::PutRefs { refs };
-                let answers = join_all(owners.iter().map(|&n| self.ask(n, request.clone()))).await;
-                answers
-                    .iter()
-                    .any(|a| matches!(a, Ok(ReplicaResponse::Stored { .. })))
-            });
+        let refs = refs_of(&manifest, version, RefState::Dead { since_millis });
+        let sends =
+            snap.by_partition(refs, |r| r.target)
+                .into_iter()
+                .map(|(partition, refs)| async move {
+                    let owners = snap.layout.replicas(partition).to_vec();
+                    let request = ReplicaRequest::PutRefs { refs };
+                    let answers =
+                        join_all(owners.iter().map(|&n| self.ask(n, request.clone()))).await;
+                    answers
+                        .iter()
+                        .any(|a| matches!(a, Ok(ReplicaResponse::Stored { .. })))
+                });
         join_all(sends).await.into_iter().all(|ok| ok).then_some(())
     }
 
@@ -160,13 +155,8 @@ impl Replication {
         snap: &Snapshot,
         collectable: Vec<(ItemKind, [u8; 32])>,
     ) -> Vec<(ItemKind, [u8; 32])> {
-        let mut by_partition: BTreeMap<Partition, Vec<(ItemKind, [u8; 32])>> = BTreeMap::new();
-        for (kind, target) in collectable {
-            let p = snap.layout.partitions().of_hash(&target);
-            by_partition.entry(p).or_default().push((kind, target));
-        }
         let mut confirmed = Vec::new();
-        for (partition, items) in by_partition {
+        for (partition, items) in snap.by_partition(collectable, |(_, target)| *target) {
             let others: Vec<NodeId> = snap
                 .layout
                 .replicas(partition)

@@ -105,6 +105,21 @@ impl Snapshot {
     pub fn alone(&self) -> bool {
         self.layout.view().len() <= 1
     }
+
+    /// `items` grouped by the partition of their key (a chunk or object id),
+    /// in partition order.
+    pub fn by_partition<T>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        key: impl Fn(&T) -> [u8; 32],
+    ) -> std::collections::BTreeMap<stemma_protocol::placement::Partition, Vec<T>> {
+        let mut groups = std::collections::BTreeMap::<_, Vec<T>>::new();
+        for item in items {
+            let partition = self.layout.partitions().of_hash(&key(&item));
+            groups.entry(partition).or_default().push(item);
+        }
+        groups
+    }
 }
 
 /// Why a replicated operation failed.
