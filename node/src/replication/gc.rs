@@ -20,7 +20,7 @@ use stemma_protocol::replication::{
 };
 use stemma_protocol::{Manifest, ObjectId};
 
-use super::{Replication, Snapshot, blocking};
+use super::{Replication, ReplicationError, Snapshot, blocking};
 use crate::store::GcScan;
 
 /// Runs passes until the task is aborted: every quarter of the grace, between
@@ -91,11 +91,7 @@ impl Replication {
         let pending = versions.len();
         let mut done = Vec::new();
         for (version, object, since_millis) in versions {
-            if self
-                .mark_dead(snap, version, object, since_millis)
-                .await
-                .is_some()
-            {
+            if self.mark_dead(snap, version, object, since_millis).await {
                 done.push(version);
             }
         }
@@ -115,20 +111,26 @@ impl Replication {
     }
 
     /// One version: reads its manifest and sends the dead references to the
-    /// owners of each partition they fall in. `Some` once at least one owner
-    /// of every partition stored them (anti-entropy brings them to the rest).
+    /// owners of each partition they fall in. Done once at least one owner of
+    /// every partition stored them (anti-entropy brings them to the rest), or
+    /// once the manifest is gone everywhere two graces after the death: by
+    /// then every target it held was collected, or is held alive by another
+    /// version.
     async fn mark_dead(
         self: &Arc<Self>,
         snap: &Snapshot,
         version: VersionId,
         object: ObjectId,
         since_millis: u64,
-    ) -> Option<()> {
+    ) -> bool {
         let manifest: Manifest = match self.manifest(snap, object).await {
             Ok(manifest) => manifest,
             Err(e) => {
-                tracing::debug!(%object, error = %e, "garbage collection: manifest not found yet; will retry");
-                return None;
+                let clock = self.gc_clock();
+                let long_gone = matches!(e, ReplicationError::Unavailable { .. })
+                    && since_millis.saturating_add(2 * clock.grace_millis) <= clock.now_millis;
+                tracing::debug!(%object, error = %e, long_gone, "garbage collection: manifest not found");
+                return long_gone;
             }
         };
         let refs = refs_of(&manifest, version, RefState::Dead { since_millis });
@@ -144,7 +146,7 @@ impl Replication {
                         .iter()
                         .any(|a| matches!(a, Ok(ReplicaResponse::Stored { .. })))
                 });
-        join_all(sends).await.into_iter().all(|ok| ok).then_some(())
+        join_all(sends).await.into_iter().all(|ok| ok)
     }
 
     /// The targets no other owner of their partition holds a live reference
