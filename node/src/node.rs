@@ -71,6 +71,7 @@ pub struct Node {
     anti_entropy: JoinHandle<()>,
     scrubber: JoinHandle<()>,
     collector: JoinHandle<()>,
+    clock_keeper: JoinHandle<()>,
 }
 
 impl Node {
@@ -172,6 +173,7 @@ impl Node {
             config.scrub_bytes_per_second,
         ));
         let collector = tokio::spawn(crate::replication::run_collector(replication.clone()));
+        let clock_keeper = tokio::spawn(crate::replication::run_clock_keeper(replication.clone()));
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             store,
@@ -232,6 +234,7 @@ impl Node {
             anti_entropy,
             scrubber,
             collector,
+            clock_keeper,
         })
     }
 
@@ -272,6 +275,7 @@ impl Node {
         self.anti_entropy.abort();
         self.scrubber.abort();
         self.collector.abort();
+        self.clock_keeper.abort();
         self.shared.writer.close().await;
         tracing::info!("stopped");
     }

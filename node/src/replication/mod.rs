@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use libp2p_stream::Control;
 use stemma_protocol::membership::NodeId;
-use stemma_protocol::names::HlcClock;
+use stemma_protocol::names::{Hlc, HlcClock};
 use stemma_protocol::placement::{Layout, NodeSpec, PlacementConfig, View};
 use stemma_protocol::replication::FillLeases;
 
@@ -174,9 +174,34 @@ pub(crate) struct Settings {
     pub metrics: Arc<Metrics>,
 }
 
+/// How far ahead of the clock the persisted bound is kept; it is renewed
+/// every [`CLOCK_PERSIST_EVERY`], so stamps never pass it between renewals.
+const CLOCK_LEAD_MILLIS: u64 = 2_000;
+/// How often the clock's bound is persisted.
+const CLOCK_PERSIST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps the clock's persisted bound ahead of its stamps until the task is
+/// aborted, so that after a restart — even with the machine's clock set
+/// back — no stamp of this node goes below one it made before.
+pub(crate) async fn run_clock_keeper(replication: Arc<Replication>) {
+    loop {
+        if let Err(e) = replication.persist_clock_bound().await {
+            tracing::warn!(error = %e, "cannot persist the clock's bound");
+        }
+        tokio::time::sleep(CLOCK_PERSIST_EVERY).await;
+    }
+}
+
 impl Replication {
     pub(crate) fn new(s: Settings) -> Arc<Self> {
-        let clock = HlcClock::new(s.me.id, HlcClock::DEFAULT_MAX_DRIFT_MILLIS);
+        let bound = s.store.clock_bound().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the clock's bound; starting from the wall clock");
+            0
+        });
+        let clock = HlcClock::resume(
+            Hlc::new(bound, 0, s.me.id),
+            HlcClock::DEFAULT_MAX_DRIFT_MILLIS,
+        );
         Arc::new(Self {
             store: s.store,
             writer: s.writer,
@@ -228,6 +253,14 @@ impl Replication {
             changes: layouts.changes,
             layout,
         })
+    }
+
+    /// Persists a bound ahead of every stamp the clock may make before the
+    /// next renewal.
+    async fn persist_clock_bound(&self) -> Result<(), StoreError> {
+        let last = self.clock.lock().expect("clock lock").last().wall_millis;
+        let bound = last.max(crate::clock::unix_millis()) + CLOCK_LEAD_MILLIS;
+        self.writer.set_clock_bound(bound).await
     }
 
     /// A stamp for a local write.

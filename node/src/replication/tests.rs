@@ -325,3 +325,24 @@ async fn a_tombstone_older_than_its_grace_is_collected_and_a_live_name_is_not() 
         ReplicaResponse::Name(Some(live))
     );
 }
+
+#[tokio::test]
+async fn after_a_restart_the_clock_resumes_above_every_stamp_it_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let r = replication(dir.path());
+        let stamp = r.stamp();
+        r.persist_clock_bound().await.unwrap();
+        r.writer.close().await;
+        stamp
+    };
+    let r = replication(dir.path());
+    let bound = r.store.clock_bound().unwrap();
+    assert!(bound > before.wall_millis, "the bound leads the clock");
+    let after = r.stamp();
+    assert!(after > before, "{after:?} is not above {before:?}");
+    assert!(
+        after.wall_millis >= bound,
+        "the clock resumed from the persisted bound, not from the wall clock alone"
+    );
+}

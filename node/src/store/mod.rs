@@ -333,6 +333,19 @@ impl Store {
         })
     }
 
+    /// Where the clock resumes: the last bound persisted by
+    /// [`Writer::set_clock_bound`] (0 if none).
+    pub fn clock_bound(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().context("reading the clock bound")?;
+        let table = txn
+            .open_table(tables::STATS)
+            .context("reading the clock bound")?;
+        Ok(table
+            .get(tables::stat::CLOCK_BOUND)
+            .context("reading the clock bound")?
+            .map_or(0, |v| v.value()))
+    }
+
     /// Chunk `id`, checked against its hash: `None` if absent,
     /// [`StoreError::Corrupt`] if the stored bytes no longer match.
     pub fn read_chunk(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, StoreError> {

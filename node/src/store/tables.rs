@@ -83,4 +83,7 @@ pub mod stat {
     pub const CHUNKS: &str = "chunks";
     /// Bytes of chunk data stored.
     pub const CHUNK_BYTES: &str = "chunk_bytes";
+    /// A wall time (ms) no stamp of this node's clock has passed: where the
+    /// clock resumes after a restart.
+    pub const CLOCK_BOUND: &str = "clock_bound_ms";
 }

@@ -89,6 +89,10 @@ enum Op {
         versions: Vec<VersionId>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    ClockBound {
+        millis: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     Stop,
 }
 
@@ -123,6 +127,7 @@ impl Op {
                 | Op::ReplicaName { .. }
                 | Op::Refs { .. }
                 | Op::Collect { .. }
+                | Op::ClockBound { .. }
         )
     }
 }
@@ -148,6 +153,7 @@ impl std::fmt::Debug for Op {
             Op::Refs { .. } => "Refs",
             Op::Collect { .. } => "Collect",
             Op::VersionsMarked { .. } => "VersionsMarked",
+            Op::ClockBound { .. } => "ClockBound",
             Op::Stop => "Stop",
         })
     }
@@ -280,6 +286,12 @@ impl Writer {
     pub async fn versions_marked(&self, versions: Vec<VersionId>) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.send(Op::VersionsMarked { versions, reply }, rx).await
+    }
+
+    /// Persists, durably, a wall time the clock's stamps have not passed.
+    pub async fn set_clock_bound(&self, millis: u64) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::ClockBound { millis, reply }, rx).await
     }
 
     /// Test hook: flips the first byte of a stored chunk (its id unchanged), so
@@ -479,6 +491,14 @@ fn apply(store: &Store, batch: Vec<Op>, sync: bool) {
                     Op::Collect { scan, clock, reply } => {
                         let r = t.collect(&scan, clock);
                         pending.push(Pending::Collected(reply, r));
+                    }
+                    Op::ClockBound { millis, reply } => {
+                        let r = t
+                            .stats
+                            .insert(stat::CLOCK_BOUND, millis)
+                            .context("persisting the clock bound")
+                            .map(drop);
+                        pending.push(Pending::Unit(reply, r));
                     }
                     Op::VersionsMarked { versions, reply } => {
                         let r = versions.iter().try_for_each(|v| {
