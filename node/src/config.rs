@@ -286,6 +286,25 @@ impl NodeConfig {
                 message: "must be at least 1".into(),
             });
         }
+        if self.gc_grace_seconds == 0 {
+            return Err(ConfigError::Invalid {
+                field: "gc_grace_seconds",
+                message: "must be at least 1: with no grace, the chunks of an upload in progress \
+                          could be collected before its manifest is written"
+                    .into(),
+            });
+        }
+        if self.tombstone_grace_seconds < self.anti_entropy_seconds.saturating_mul(2) {
+            return Err(ConfigError::Invalid {
+                field: "tombstone_grace_seconds",
+                message: format!(
+                    "{} is shorter than two anti-entropy rounds ({} s): a delete could be \
+                     forgotten before every owner heard of it",
+                    self.tombstone_grace_seconds,
+                    self.anti_entropy_seconds.saturating_mul(2)
+                ),
+            });
+        }
         if self.listen.port() != 0 && self.listen == self.http {
             return Err(ConfigError::Invalid {
                 field: "http",
@@ -336,6 +355,8 @@ mod tests {
             ),
             ("write_quorum = 4", "write_quorum"),
             ("write_quorum = 0", "write_quorum"),
+            ("gc_grace_seconds = 0", "gc_grace_seconds"),
+            ("tombstone_grace_seconds = 59", "tombstone_grace_seconds"),
         ] {
             let c: NodeConfig = toml::from_str(text).unwrap();
             let e = c.validate().unwrap_err().to_string();

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use stemma_protocol::membership::NodeId;
 use stemma_protocol::replication::{
-    ItemKind, MAX_REFS_PER_REQUEST, RefState, ReplicaRequest, ReplicaResponse, VersionId, refs_of,
+    ItemKind, MAX_REFS_PER_REQUEST, RefState, ReplicaRequest, ReplicaResponse, VersionId,
+    gc_confirmers, refs_of,
 };
 use stemma_protocol::{Manifest, ObjectId};
 
@@ -159,16 +159,10 @@ impl Replication {
     ) -> Vec<(ItemKind, [u8; 32])> {
         let mut confirmed = Vec::new();
         for (partition, items) in snap.by_partition(collectable, |(_, target)| *target) {
-            let others: Vec<NodeId> = snap
-                .layout
-                .replicas(partition)
-                .iter()
-                .copied()
-                .filter(|n| *n != self.me.id)
-                .collect();
-            if others.iter().any(|n| !snap.live.contains(n)) {
+            let Some(others) = gc_confirmers(&snap.layout, partition, &self.me.id, &snap.live)
+            else {
                 continue;
-            }
+            };
             for batch in items.chunks(MAX_REFS_PER_REQUEST) {
                 let targets: Vec<[u8; 32]> = batch.iter().map(|(_, t)| *t).collect();
                 let request = ReplicaRequest::LiveRefs {

@@ -188,12 +188,8 @@ impl Replication {
             }
             ReplicaRequest::Stats => return self.stats_response().await,
             ReplicaRequest::PutRefs { refs } => {
-                if refs.len() > MAX_REFS_PER_REQUEST {
-                    self.metrics.replication.refused_requests.inc();
-                    return refused(format!(
-                        "{} references sent, at most {MAX_REFS_PER_REQUEST} per request",
-                        refs.len()
-                    ));
+                if let Some(why) = self.over_limit(refs.len(), "references sent") {
+                    return why;
                 }
                 self.writer
                     .put_refs(refs)
@@ -201,12 +197,8 @@ impl Replication {
                     .map(|()| ReplicaResponse::Stored { new_bytes: 0 })
             }
             ReplicaRequest::GetRefs { targets } => {
-                if targets.len() > MAX_REFS_PER_REQUEST {
-                    self.metrics.replication.refused_requests.inc();
-                    return refused(format!(
-                        "{} targets asked about, at most {MAX_REFS_PER_REQUEST} per request",
-                        targets.len()
-                    ));
+                if let Some(why) = self.over_limit(targets.len(), "targets asked about") {
+                    return why;
                 }
                 let store = self.store.clone();
                 let targets = targets.into_iter().collect();
@@ -218,12 +210,8 @@ impl Replication {
                     })
             }
             ReplicaRequest::LiveRefs { targets } => {
-                if targets.len() > MAX_REFS_PER_REQUEST {
-                    self.metrics.replication.refused_requests.inc();
-                    return refused(format!(
-                        "{} targets asked about, at most {MAX_REFS_PER_REQUEST} per request",
-                        targets.len()
-                    ));
+                if let Some(why) = self.over_limit(targets.len(), "targets asked about") {
+                    return why;
                 }
                 let store = self.store.clone();
                 blocking(move || store.live_refs(&targets))
@@ -266,6 +254,16 @@ impl Replication {
         outcome.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "replica request failed in the store");
             refused(e)
+        })
+    }
+
+    /// A refusal if a request carries more than [`MAX_REFS_PER_REQUEST`] items.
+    fn over_limit(&self, len: usize, what: &str) -> Option<ReplicaResponse> {
+        (len > MAX_REFS_PER_REQUEST).then(|| {
+            self.metrics.replication.refused_requests.inc();
+            refused(format!(
+                "{len} {what}, at most {MAX_REFS_PER_REQUEST} per request"
+            ))
         })
     }
 

@@ -45,6 +45,23 @@ fn register(wall: u64, node: u64, object: u8) -> NameRegister {
     }
 }
 
+/// A write of `photos/<key>`'s register.
+fn put_name(key: &str, register: NameRegister) -> ReplicaRequest {
+    ReplicaRequest::PutName {
+        bucket: "photos".into(),
+        key: key.into(),
+        register,
+    }
+}
+
+/// A read of `photos/<key>`'s register.
+fn get_name(key: &str) -> ReplicaRequest {
+    ReplicaRequest::GetName {
+        bucket: "photos".into(),
+        key: key.into(),
+    }
+}
+
 #[tokio::test]
 async fn a_chunk_whose_bytes_do_not_match_its_id_is_refused_counted_and_not_stored() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,20 +120,14 @@ async fn a_corrupt_copy_is_reported_and_replaced_by_a_good_one() {
 async fn name_registers_merge_by_the_newest_stamp_and_bad_names_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let r = replication(dir.path());
-    let put = |register| ReplicaRequest::PutName {
-        bucket: "photos".into(),
-        key: "cat".into(),
-        register,
-    };
-    let get = ReplicaRequest::GetName {
-        bucket: "photos".into(),
-        key: "cat".into(),
-    };
     let (older, newer) = (register(1_000, 2, 1), register(2_000, 3, 2));
     for first in [newer, older] {
-        r.answer(put(first)).await;
+        r.answer(put_name("cat", first)).await;
     }
-    assert_eq!(r.answer(get).await, ReplicaResponse::Name(Some(newer)));
+    assert_eq!(
+        r.answer(get_name("cat")).await,
+        ReplicaResponse::Name(Some(newer))
+    );
     let bad = ReplicaRequest::PutName {
         bucket: "No Such Bucket".into(),
         key: "k".into(),
@@ -126,7 +137,7 @@ async fn name_registers_merge_by_the_newest_stamp_and_bad_names_are_refused() {
     // A stamp far in the future is refused: it would drag our clock along.
     let future = register(u64::MAX / 2, 2, 9);
     assert!(matches!(
-        r.answer(put(future)).await,
+        r.answer(put_name("cat", future)).await,
         ReplicaResponse::Refused(_)
     ));
 }
@@ -263,15 +274,10 @@ async fn the_collector_takes_only_what_no_live_reference_holds() {
 async fn a_name_owner_remembers_the_version_a_merge_beat() {
     let dir = tempfile::tempdir().unwrap();
     let r = replication(dir.path());
-    let put = |register| ReplicaRequest::PutName {
-        bucket: "photos".into(),
-        key: "cat".into(),
-        register,
-    };
     let (older, newer) = (register(1_000, 2, 1), register(2_000, 3, 2));
-    r.answer(put(older)).await;
+    r.answer(put_name("cat", older)).await;
     assert!(r.store.dead_versions().unwrap().is_empty());
-    r.answer(put(newer)).await;
+    r.answer(put_name("cat", newer)).await;
     let dead = r.store.dead_versions().unwrap();
     let (bucket, key) = (
         BucketName::parse("photos").unwrap(),
@@ -288,20 +294,11 @@ async fn a_name_owner_remembers_the_version_a_merge_beat() {
 async fn a_tombstone_older_than_its_grace_is_collected_and_a_live_name_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let r = replication(dir.path());
-    let put = |key: &str, register| ReplicaRequest::PutName {
-        bucket: "photos".into(),
-        key: key.into(),
-        register,
-    };
-    let get = |key: &str| ReplicaRequest::GetName {
-        bucket: "photos".into(),
-        key: key.into(),
-    };
     let mut tombstone = register(1_000, 2, 0);
     tombstone.entry.value = NameValue::Deleted;
     let live = register(1_000, 2, 1);
-    r.answer(put("gone", tombstone)).await;
-    r.answer(put("kept", live)).await;
+    r.answer(put_name("gone", tombstone)).await;
+    r.answer(put_name("kept", live)).await;
     let clock = |now_millis| GcClock {
         now_millis,
         grace_millis: 60_000,
@@ -319,9 +316,12 @@ async fn a_tombstone_older_than_its_grace_is_collected_and_a_live_name_is_not() 
     assert_eq!(scan.tombstones, vec![("photos".into(), "gone".into())]);
     let collected = r.writer.collect(scan, clock(11_000)).await.unwrap();
     assert_eq!(collected.tombstones, 1);
-    assert_eq!(r.answer(get("gone")).await, ReplicaResponse::Name(None));
     assert_eq!(
-        r.answer(get("kept")).await,
+        r.answer(get_name("gone")).await,
+        ReplicaResponse::Name(None)
+    );
+    assert_eq!(
+        r.answer(get_name("kept")).await,
         ReplicaResponse::Name(Some(live))
     );
 }

@@ -19,9 +19,13 @@
 //! on its way from another replica. A target stored before references were
 //! recorded has no write time and is never collected.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
+use crate::membership::NodeId;
 use crate::names::{Hlc, NameEntry};
+use crate::placement::{Layout, Partition};
 use crate::{BucketName, Manifest, ObjectId, ObjectKey};
 
 /// One name write: `bucket/key` at a stamp. Stamps are unique per write (they
@@ -169,6 +173,25 @@ pub fn gc_verdict(
     }
 }
 
+/// Whom to ask before dropping targets of `partition`: every other owner in
+/// `layout`, all of which must be `live` — `None` if one is not, since its
+/// live reference may be the one this node has not received yet. The targets
+/// go only if every node asked answers that it holds no live reference.
+pub fn gc_confirmers(
+    layout: &Layout,
+    partition: Partition,
+    me: &NodeId,
+    live: &BTreeSet<NodeId>,
+) -> Option<Vec<NodeId>> {
+    let others: Vec<NodeId> = layout
+        .replicas(partition)
+        .iter()
+        .copied()
+        .filter(|n| n != me)
+        .collect();
+    others.iter().all(|n| live.contains(n)).then_some(others)
+}
+
 /// A 64-bit fingerprint of a target's references in version order, for
 /// anti-entropy digests: replicas whose references differ get different ones.
 pub fn refs_fingerprint(refs: impl IntoIterator<Item = (VersionId, RefState)>) -> u64 {
@@ -233,6 +256,32 @@ mod tests {
             GcVerdict::InGrace {
                 until_millis: 2_000
             }
+        );
+    }
+
+    #[test]
+    fn every_other_owner_confirms_and_a_partition_with_one_down_waits() {
+        use crate::placement::{NodeSpec, PlacementConfig, View};
+        let view =
+            View::new((1..=4).map(|n| NodeSpec::new(NodeId::synthetic(n), format!("z{n}"), 1)))
+                .unwrap();
+        let layout = Layout::initial(&view, PlacementConfig::default()).unwrap();
+        let partition = layout.partitions().of_hash(&[9; 32]);
+        let owners = layout.replicas(partition).to_vec();
+        let all: BTreeSet<NodeId> = view.nodes().iter().map(|n| n.id).collect();
+        let asked = gc_confirmers(&layout, partition, &owners[0], &all).unwrap();
+        assert_eq!(asked, owners[1..].to_vec());
+        let outsider = *all.iter().find(|n| !owners.contains(n)).unwrap();
+        assert_eq!(
+            gc_confirmers(&layout, partition, &outsider, &all).unwrap(),
+            owners,
+            "a node that is not an owner asks all of them"
+        );
+        let mut one_down = all.clone();
+        one_down.remove(&owners[2]);
+        assert_eq!(
+            gc_confirmers(&layout, partition, &owners[0], &one_down),
+            None
         );
     }
 

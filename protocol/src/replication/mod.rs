@@ -46,8 +46,8 @@ pub use anti_entropy::{
 pub use digest::{DigestEntry, DigestError, EntryDiff, PartitionDigest, diff_entries};
 pub use fill_lease::{FILL_LEASE, FillLeases};
 pub use gc::{
-    GcVerdict, Ref, RefState, VersionId, gc_verdict, refs_fingerprint, refs_of, superseded,
-    version_id,
+    GcVerdict, Ref, RefState, VersionId, gc_confirmers, gc_verdict, refs_fingerprint, refs_of,
+    superseded, version_id,
 };
 pub use message::{MAX_REFS_PER_REQUEST, NameRegister, ReplicaRequest, ReplicaResponse};
 pub use quorum::{QuorumError, QuorumState, WriteQuorum, effective_quorum};
