@@ -454,3 +454,69 @@ fn a_node_on_a_losing_epoch_moves_to_the_winner_and_keeps_its_edits() {
         assert!(live.entities.contains_key(&id(name)), "{name}");
     }
 }
+
+#[test]
+fn a_field_set_back_within_one_batch_keeps_the_later_value() {
+    let mut d = LineageDoc::new("default", b"node-a/1").unwrap();
+    let t = id("table:db.orders");
+    let s = id("table:db.raw");
+    let owner = |o: &str| Op::SetAttr {
+        id: t.clone(),
+        attr: Attr::Owner(o.into()),
+    };
+    let tag = Op::SetAttr {
+        id: t.clone(),
+        attr: Attr::Tag("pii".into()),
+    };
+    let link = Op::Link {
+        source: s.clone(),
+        target: t.clone(),
+        spec: EdgeSpec::default(),
+    };
+    d.apply(
+        NOW,
+        &[
+            Op::Upsert(NewEntity::parse("table:db.orders").unwrap()),
+            owner("ann"),
+            tag.clone(),
+            link.clone(),
+        ],
+    )
+    .unwrap();
+    // Each value is changed and then set back to what is stored, in one batch.
+    d.apply(
+        NOW + 1,
+        &[
+            owner("bob"),
+            owner("ann"),
+            Op::UnsetAttr {
+                id: t.clone(),
+                key: AttrKey::Tag("pii".into()),
+            },
+            tag.clone(),
+            Op::Unlink {
+                source: s.clone(),
+                target: t.clone(),
+            },
+            link.clone(),
+        ],
+    )
+    .unwrap();
+    let record = d.index().entity(&t).unwrap();
+    assert_eq!(record.attributes.owner.as_deref(), Some("ann"));
+    assert!(record.attributes.tags.contains("pii"));
+    assert!(d.index().edge(&s, &t).is_some());
+    // Asserting the stored values again changes nothing.
+    let again = d
+        .apply(
+            NOW + 2,
+            &[
+                Op::Upsert(NewEntity::parse("table:db.orders").unwrap()),
+                owner("ann"),
+                tag,
+                link,
+            ],
+        )
+        .unwrap();
+    assert!(again.head.is_none(), "an unchanged batch made a change");
+}

@@ -106,6 +106,10 @@ pub struct Edit<'a> {
     removed: HashSet<EntityId>,
     /// Edges this batch linked (`true`) or unlinked (`false`).
     edges: HashMap<(EntityId, EntityId), bool>,
+    /// Keys this batch wrote or deleted: for every other key the index holds
+    /// the document's current value, so an equal write can be skipped
+    /// without reading the document.
+    written: HashSet<String>,
     ops: usize,
 }
 
@@ -133,6 +137,7 @@ impl<'a> Edit<'a> {
             created: HashSet::new(),
             removed: HashSet::new(),
             edges: HashMap::new(),
+            written: HashSet::new(),
             ops: 0,
         }
     }
@@ -279,7 +284,7 @@ impl<'a> Edit<'a> {
             .map(|item| item.key.into_owned())
             .collect();
         for key in stale {
-            self.tx.delete(ROOT, key).map_err(doc_err)?;
+            self.delete_key(key)?;
         }
         Ok(())
     }
@@ -429,9 +434,16 @@ impl<'a> Edit<'a> {
         self.ensure(target)?;
         let key = keys::edge_key(source, target);
         let merged = match self.current_spec(source, target) {
-            Some(mut old) => {
-                old.merge(spec);
-                old
+            Some(old) => {
+                let mut merged = old.clone();
+                merged.merge(spec);
+                let untouched = !self.edges.contains_key(&(source.clone(), target.clone()));
+                if untouched && merged == old {
+                    // The index holds the document's spec: nothing to write.
+                    self.ops += 1;
+                    return Ok(());
+                }
+                merged
             }
             None => {
                 self.delete_key(keys::edge_run_key(source, target))?;
@@ -504,15 +516,27 @@ impl<'a> Edit<'a> {
         }
     }
 
+    /// Writes one field, unless the index shows it already holds `value`
+    /// and this batch has not touched it. Automerge would drop the equal
+    /// write anyway, but only after seeking the key in the document, which
+    /// is most of the cost of re-ingesting unchanged metadata.
     fn put_field(&mut self, id: &EntityId, field: &Field, value: FieldValue) -> EditResult {
+        let key = keys::entity_key(id, field);
+        if !self.written.contains(&key) && self.index.holds(id, field, &value) {
+            return Ok(());
+        }
         self.tx
-            .put(ROOT, keys::entity_key(id, field), value.to_scalar())
-            .map_err(doc_err)
+            .put(ROOT, key.as_str(), value.to_scalar())
+            .map_err(doc_err)?;
+        self.written.insert(key);
+        Ok(())
     }
 
     /// Deletes a key (Automerge makes deleting an absent key a no-op).
     fn delete_key(&mut self, key: String) -> EditResult {
-        self.tx.delete(ROOT, key).map_err(doc_err)
+        self.tx.delete(ROOT, key.as_str()).map_err(doc_err)?;
+        self.written.insert(key);
+        Ok(())
     }
 }
 

@@ -399,6 +399,28 @@ impl GraphIndex {
         self.edge_spec(self.slot(source)?, self.slot(target)?)
     }
 
+    /// Whether the document's current value of `id`'s `field` is `value`.
+    /// Only for the fields the index keeps as the document's winning value:
+    /// runs (the latest by time among conflicting ones) and retirements
+    /// always answer `false`, so callers write them.
+    pub(crate) fn holds(&self, id: &EntityId, field: &Field, value: &FieldValue) -> bool {
+        let Some(&ix) = self.lookup.get(id) else {
+            return false;
+        };
+        let node = &self.nodes[ix as usize];
+        let a = &node.attributes;
+        match (field, value) {
+            (Field::Name, FieldValue::Text(s)) => node.name.as_ref() == Some(s),
+            (Field::Owner, FieldValue::Text(s)) => a.owner.as_ref() == Some(s),
+            (Field::Description, FieldValue::Text(s)) => a.description.as_ref() == Some(s),
+            (Field::Schema, FieldValue::Text(s)) => a.schema.as_ref() == Some(s),
+            (Field::Level, FieldValue::Int(i)) => a.level == Some(*i),
+            (Field::Tag(t), FieldValue::Flag) => a.tags.contains(t),
+            (Field::Extra(k), FieldValue::Text(s)) => a.extra.get(k) == Some(s),
+            _ => false,
+        }
+    }
+
     /// Whether the document holds any field of `id` (present or not).
     pub(crate) fn has_fields(&self, id: &EntityId) -> bool {
         let Some(ix) = self.slot(id) else {
