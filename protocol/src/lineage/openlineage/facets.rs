@@ -11,6 +11,18 @@ use serde_json::Value;
 
 use super::json::{Obj, Warnings};
 
+/// The facets read below; parsing skips every other one.
+pub(super) const READ_FACETS: [&str; 8] = [
+    "documentation",
+    "ownership",
+    "schema",
+    "columnLineage",
+    "outputStatistics",
+    "errorMessage",
+    "parent",
+    "sql",
+];
+
 /// A `facets` (or `inputFacets`, `outputFacets`) object.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Facets<'a>(Option<Obj<'a>>);

@@ -10,7 +10,8 @@
 //! lineage its producer vouched for. A query that does not parse costs a
 //! warning, never the event.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use super::facets::SqlFacet;
@@ -31,7 +32,7 @@ pub(super) fn lineage(facet: &SqlFacet, w: &mut Warnings) -> Option<SqlLineage> 
             Dialect::Generic
         }),
     };
-    match extract(&facet.query, &SqlOptions::new(dialect)) {
+    match extract_remembered(&facet.query, dialect) {
         Ok(lineage) => Some(lineage),
         Err(e) => {
             w.push(format!(
@@ -41,6 +42,35 @@ pub(super) fn lineage(facet: &SqlFacet, w: &mut Warnings) -> Option<SqlLineage> 
             None
         }
     }
+}
+
+/// Queries remembered per thread, with their lineage or parse error.
+const REMEMBERED_QUERIES: usize = 512;
+
+type Extracted = Result<SqlLineage, String>;
+
+thread_local! {
+    static REMEMBERED: RefCell<HashMap<(Dialect, String), Extracted>> = RefCell::default();
+}
+
+/// `extract`, remembering the last queries seen: a job sends the same query
+/// in the START and COMPLETE of every run, and runs on a schedule, so most
+/// facets repeat one, and parsing it again was a sixth of the cost of
+/// ingesting an event. Forgets everything when full: simpler than an LRU,
+/// and the working set of a producer's queries is small.
+fn extract_remembered(query: &str, dialect: Dialect) -> Extracted {
+    let key = (dialect, query.to_owned());
+    if let Some(found) = REMEMBERED.with_borrow(|m| m.get(&key).cloned()) {
+        return found;
+    }
+    let extracted = extract(query, &SqlOptions::new(dialect)).map_err(|e| e.to_string());
+    REMEMBERED.with_borrow_mut(|m| {
+        if m.len() >= REMEMBERED_QUERIES {
+            m.clear();
+        }
+        m.insert(key, extracted.clone());
+    });
+    extracted
 }
 
 /// A dataset of the event, by the name OpenLineage gave it.
@@ -111,4 +141,34 @@ fn dot_suffix(long: &str, short: &str) -> bool {
     long.len() > short.len()
         && long.ends_with(short)
         && long.as_bytes()[long.len() - short.len() - 1] == b'.'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_query_gives_what_parsing_it_gives_and_so_does_a_bad_one() {
+        let good = "INSERT INTO mart.orders SELECT id, total FROM raw.orders";
+        let parsed = extract(good, &SqlOptions::new(Dialect::Postgres)).unwrap();
+        for _ in 0..2 {
+            assert_eq!(extract_remembered(good, Dialect::Postgres).unwrap(), parsed);
+        }
+        let bad = "INSERT INTO SELECT FROM";
+        let error = extract(bad, &SqlOptions::new(Dialect::Generic))
+            .unwrap_err()
+            .to_string();
+        for _ in 0..2 {
+            assert_eq!(extract_remembered(bad, Dialect::Generic), Err(error.clone()));
+        }
+    }
+
+    #[test]
+    fn the_memory_stays_bounded() {
+        for i in 0..REMEMBERED_QUERIES + 10 {
+            let query = format!("SELECT c FROM t{i}");
+            assert!(extract_remembered(&query, Dialect::Generic).is_ok());
+        }
+        assert!(REMEMBERED.with_borrow(|m| m.len()) <= REMEMBERED_QUERIES);
+    }
 }

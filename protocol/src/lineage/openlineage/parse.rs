@@ -1,0 +1,169 @@
+//! Parsing an event's bytes into a JSON tree without the facets nobody reads.
+//!
+//! Producers attach facets the mapping never looks at, and they can be most
+//! of an event: a Spark event's logical plan, an Airflow task's whole
+//! configuration. Those are still checked to be valid JSON, but skipped
+//! instead of built into a tree and dropped again, which was about half the
+//! cost of mapping an event.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::facets::READ_FACETS;
+
+/// The keys whose objects hold facets.
+const FACET_MAPS: [&str; 3] = ["facets", "inputFacets", "outputFacets"];
+
+/// `json` as a tree, without the facets not in [`READ_FACETS`].
+pub(super) fn event_tree(json: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut parser = serde_json::Deserializer::from_slice(json);
+    let value = Pruned { facets: false }.deserialize(&mut parser)?;
+    parser.end()?;
+    Ok(value)
+}
+
+/// A value to build; `facets` when it is an object of facets.
+#[derive(Clone, Copy)]
+struct Pruned {
+    facets: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Pruned {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Pruned {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Pruned { facets: false })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.facets && !READ_FACETS.contains(&key.as_str()) {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let facets = FACET_MAPS.contains(&key.as_str());
+            object.insert(key, map.next_value_seed(Pruned { facets })?);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unread_facets_are_skipped_and_everything_else_kept() {
+        let json = br#"{"run": {"runId": "r", "facets": {"spark.logicalPlan": {"plan": [1, 2]},
+            "errorMessage": {"message": "boom"}}},
+            "outputs": [{"name": "t", "facets": {"schema": {"fields": []}, "x": 1},
+                "outputFacets": {"outputStatistics": {"rowCount": 3}, "y": {}}}],
+            "n": -1.5, "ok": true, "none": null}"#;
+        let pruned = event_tree(json).unwrap();
+        let mut full: Value = serde_json::from_slice(json).unwrap();
+        full["run"]["facets"]
+            .as_object_mut()
+            .unwrap()
+            .remove("spark.logicalPlan");
+        full["outputs"][0]["facets"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x");
+        full["outputs"][0]["outputFacets"]
+            .as_object_mut()
+            .unwrap()
+            .remove("y");
+        assert_eq!(pruned, full);
+    }
+
+    /// `value` with the unread facets removed, the slow way.
+    fn without_unread_facets(value: &mut Value, facets: bool) {
+        match value {
+            Value::Object(map) => {
+                if facets {
+                    map.retain(|k, _| READ_FACETS.contains(&k.as_str()));
+                }
+                for (k, v) in map.iter_mut() {
+                    without_unread_facets(v, FACET_MAPS.contains(&k.as_str()));
+                }
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .for_each(|v| without_unread_facets(v, false)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_corpus_event_parses_to_the_full_tree_less_the_unread_facets() {
+        let corpus = include_str!("../../../tests/corpora/openlineage/all-events.jsonl");
+        let mut skipped = 0;
+        for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
+            let pruned = event_tree(line.as_bytes()).unwrap();
+            let mut full: Value = serde_json::from_str(line).unwrap();
+            let full_len = full.to_string().len();
+            without_unread_facets(&mut full, false);
+            assert_eq!(pruned, full);
+            skipped += full_len - pruned.to_string().len();
+        }
+        assert!(skipped > 0, "the corpus has facets nobody reads");
+    }
+
+    #[test]
+    fn invalid_json_is_refused_even_inside_a_skipped_facet() {
+        for bad in [
+            &br#"{"run": {"facets": {"other": {"a": }}}}"#[..],
+            br#"{"run": {}} trailing"#,
+            br#"{"a": [1, 2"#,
+        ] {
+            assert!(event_tree(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}
