@@ -1,9 +1,12 @@
 //! OpenLineage ingestion on a real node: the real `openlineage-python` client
 //! (from PyPI; `.ci/run` installs it) emits START, COMPLETE and FAIL runs; the
 //! public event corpus replays through `stemma lineage ingest`; bad events get
-//! a clear error and record nothing.
+//! a clear error and record nothing; every acknowledged event survives the
+//! node being killed while clients are still sending.
 
 use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use stemma_protocol::lineage::{EntityId, RunStatus, Traversal};
 use stemma_tests::{TestNode, http_post};
@@ -177,6 +180,64 @@ async fn an_event_sent_as_a_query_request_is_stored_and_survives_a_restart() -> 
         .await?;
     let reached: Vec<String> = down.items.iter().map(|r| r.id.to_string()).collect();
     assert_eq!(reached, ["job:cron/copy", "table:s3://out/b.csv"]);
+    client.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_event_survives_a_kill_during_concurrent_ingest() -> anyhow::Result<()>
+{
+    const CLIENTS: usize = 8;
+    const EVENTS: usize = 2_000;
+    let mut node = TestNode::start(&[])?;
+    let addr = node.info.http_addr;
+    let event = |i: usize| {
+        serde_json::json!({
+            "eventType": "COMPLETE", "eventTime": "2024-05-01T10:00:00Z",
+            "run": {"runId": format!("3f1c2a9e-0000-4000-8000-{i:012}")},
+            "job": {"namespace": "cron", "name": format!("job-{i}")},
+            "outputs": [{"namespace": "s3://out", "name": format!("part-{i}.csv")}],
+            "producer": "test",
+        })
+        .to_string()
+    };
+    let acknowledged = Mutex::new(Vec::new());
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for client in 0..CLIENTS {
+            let (acknowledged, event) = (&acknowledged, &event);
+            scope.spawn(move || {
+                for i in (client..EVENTS).step_by(CLIENTS) {
+                    if http_post(addr, "/api/v1/lineage", &event(i)).is_err() {
+                        break;
+                    }
+                    acknowledged.lock().unwrap().push(i);
+                }
+            });
+        }
+        // Kill the node while events are still arriving (at most 60 s in).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acknowledged.lock().unwrap().len() < EVENTS / 4 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        node.kill();
+        Ok(())
+    })?;
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(
+        acknowledged.len() >= EVENTS / 4 && acknowledged.len() < EVENTS,
+        "the kill was not during the ingest: {} of {EVENTS} acknowledged",
+        acknowledged.len()
+    );
+
+    node.restart()?;
+    let client = node.client().await?;
+    for i in acknowledged {
+        let job = id(&format!("job:cron/job-{i}"));
+        let shown = client.lineage_show(NS, &job).await?;
+        let run = shown.entity.run.expect("an acknowledged run is recorded");
+        assert_eq!(run.status, RunStatus::Complete, "{job}");
+        assert_eq!(shown.downstream, [id(&format!("table:s3://out/part-{i}.csv"))]);
+    }
     client.close().await;
     Ok(())
 }

@@ -6,6 +6,10 @@
 //! **group commit**: whatever events are waiting are applied together, each
 //! as its own atomic change, and stored with one durable write. An idle node
 //! answers after one commit; a busy one folds hundreds of events into it.
+//! Applying and logging are two stages: while the disk syncs one group's
+//! changes, the next group is applied, and the logging stage then writes
+//! every group that waited with one sync. An event is answered only once its
+//! changes are logged.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -16,10 +20,12 @@ use stemma_protocol::lineage::openlineage::{EventError, ops_for_event};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Lineage, LineageError};
+use super::{Lineage, LineageError, Unlogged};
 
 /// Events applied in one group at most.
 const MAX_GROUP: usize = 1024;
+/// Applied groups that may wait for the disk at once.
+const LOG_QUEUE: usize = 4;
 /// Dedup keys remembered (the most recent ones).
 const DEDUP_KEYS: usize = 100_000;
 
@@ -63,7 +69,7 @@ impl std::fmt::Debug for Ingest {
 struct Job {
     namespace: String,
     ops: Vec<Op>,
-    done: oneshot::Sender<Result<(), LineageError>>,
+    done: oneshot::Sender<Result<usize, LineageError>>,
 }
 
 #[derive(Default)]
@@ -115,17 +121,15 @@ impl Ingest {
                 warnings: ingested.warnings,
             });
         }
-        let ops = self.lineage.without_stale_runs(namespace, ingested.ops);
-        let count = ops.len();
         let (done, result) = oneshot::channel();
         let job = Job {
             namespace: namespace.to_string(),
-            ops,
+            ops: ingested.ops,
             done,
         };
         let closed = || LineageError::Storage("the node is stopping".into());
         self.queue.send(job).await.map_err(|_| closed())?;
-        result.await.map_err(|_| closed())??;
+        let count = result.await.map_err(|_| closed())??;
         if let Some(key) = key {
             self.lock().insert(key);
         }
@@ -145,7 +149,12 @@ impl Ingest {
     }
 }
 
+/// The first stage: applies whatever events are waiting, as one group, and
+/// hands the changes to the logging stage, then goes on with the next group
+/// while the disk syncs.
 async fn commit_groups(lineage: Lineage, mut rx: mpsc::Receiver<Job>) {
+    let (to_log, applied) = mpsc::channel(LOG_QUEUE);
+    let logger = tokio::spawn(log_groups(lineage.clone(), applied));
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -158,9 +167,48 @@ async fn commit_groups(lineage: Lineage, mut rx: mpsc::Receiver<Job>) {
             .iter_mut()
             .map(|j| (std::mem::take(&mut j.namespace), std::mem::take(&mut j.ops)))
             .collect();
-        let results = lineage.apply_groups(groups).await;
-        for (job, result) in jobs.into_iter().zip(results) {
-            let _ = job.done.send(result);
+        let (results, unlogged) = lineage.apply_groups(groups).await;
+        let batch = Applied {
+            done: jobs.into_iter().map(|j| j.done).collect(),
+            results,
+            unlogged,
+        };
+        if to_log.send(batch).await.is_err() {
+            break;
+        }
+    }
+    drop(to_log);
+    let _ = logger.await;
+}
+
+/// Groups applied and waiting for their changes to be logged.
+struct Applied {
+    done: Vec<oneshot::Sender<Result<usize, LineageError>>>,
+    results: Vec<Result<usize, LineageError>>,
+    unlogged: Unlogged,
+}
+
+/// The second stage: logs every applied batch waiting with one durable
+/// write, then answers their events.
+async fn log_groups(lineage: Lineage, mut rx: mpsc::Receiver<Applied>) {
+    while let Some(first) = rx.recv().await {
+        let mut batches = vec![first];
+        while let Ok(batch) = rx.try_recv() {
+            batches.push(batch);
+        }
+        let mut unlogged = Unlogged::default();
+        for batch in &mut batches {
+            unlogged.extend(std::mem::take(&mut batch.unlogged));
+        }
+        let logged = lineage.log(unlogged).await;
+        for batch in batches {
+            for (done, result) in batch.done.into_iter().zip(batch.results) {
+                let result = match (&logged, result) {
+                    (Err(e), Ok(_)) => Err(LineageError::Storage(e.to_string())),
+                    (_, result) => result,
+                };
+                let _ = done.send(result);
+            }
         }
     }
 }

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use libp2p::PeerId;
 use stemma_protocol::lineage::{
-    self, ApiError, LineageDoc, LineageRequest, LoadError, Op, PeerSync, SyncError, openlineage,
+    self, ApiError, LineageDoc, LineageRequest, LoadError, Op, PeerSync, SyncError,
+    openlineage::StaleRuns,
 };
 use tokio::sync::Notify;
 
@@ -94,6 +95,39 @@ struct Docs {
     by_namespace: BTreeMap<String, Entry>,
     /// Sync state per peer and namespace.
     peers: HashMap<(PeerId, String), PeerSync>,
+}
+
+/// Each group without the run states older than those recorded or kept
+/// before it in the same batch.
+fn without_stale_runs(docs: &Docs, groups: Vec<(String, Vec<Op>)>) -> Vec<(String, Vec<Op>)> {
+    let mut filters: HashMap<String, StaleRuns<'_>> = HashMap::new();
+    groups
+        .into_iter()
+        .map(|(namespace, ops)| {
+            let filter = filters.entry(namespace.clone()).or_insert_with(|| {
+                StaleRuns::new(docs.by_namespace.get(&namespace).map(|e| e.doc.index()))
+            });
+            let ops = filter.filter(ops);
+            (namespace, ops)
+        })
+        .collect()
+}
+
+/// Changes [`Lineage::apply_groups`] applied but did not log yet.
+#[derive(Debug, Default)]
+pub struct Unlogged {
+    /// (namespace, changes) to append to the log, in order.
+    entries: Vec<(String, Vec<u8>)>,
+    /// A namespace was compacted instead (already durable).
+    compacted: bool,
+}
+
+impl Unlogged {
+    /// Adds `other`'s changes after these.
+    pub fn extend(&mut self, other: Unlogged) {
+        self.entries.extend(other.entries);
+        self.compacted |= other.compacted;
+    }
 }
 
 struct Entry {
@@ -201,17 +235,22 @@ impl Lineage {
     }
 
     /// Applies groups of operations, each atomically (a group that fails
-    /// changes nothing) — all in one change when they all succeed — then
-    /// stores every touched namespace with one durable write; returns each
-    /// group's outcome, in order.
+    /// changes nothing) — all in one change when they all succeed — without
+    /// the run states older than those recorded (see
+    /// `openlineage::StaleRuns`); returns each group's outcome (operations
+    /// applied), in order, and the changes still to be logged
+    /// with [`log`](Self::log). Until they are, nothing may be acknowledged:
+    /// splitting the two lets a caller apply the next groups while the disk
+    /// syncs these (the ingest pipeline).
     pub async fn apply_groups(
         &self,
         groups: Vec<(String, Vec<Op>)>,
-    ) -> Vec<Result<(), LineageError>> {
+    ) -> (Vec<Result<usize, LineageError>>, Unlogged) {
         let n = groups.len();
         let this = self.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let mut docs = this.lock();
+            let groups = without_stale_runs(&docs, groups);
             let mut results = Vec::with_capacity(groups.len());
             let mut touched: Vec<String> = Vec::new();
             let now = now_millis();
@@ -236,7 +275,7 @@ impl Lineage {
                     if committed.head.is_some() {
                         touched.push(namespace.clone());
                     }
-                    results.extend(groups.iter().map(|_| Ok(())));
+                    results.extend(groups.iter().map(|(_, ops)| Ok(ops.len())));
                 }
             }
             if results.is_empty() {
@@ -260,43 +299,61 @@ impl Lineage {
                             touched.push(namespace.clone());
                         }
                     }
-                    results.push(result.map(|_| ()));
+                    results.push(result.map(|_| ops.len()));
                 }
             }
+            let mut unlogged = Unlogged::default();
             for namespace in &touched {
-                let stored = docs
-                    .by_namespace
-                    .get_mut(namespace)
-                    .map_or(Ok(()), |entry| this.persist(entry));
-                if let Err(e) = stored {
-                    // Nothing acknowledged: every group of that namespace fails.
-                    for (result, (ns, _)) in results.iter_mut().zip(&groups) {
-                        if ns == namespace && result.is_ok() {
-                            *result = Err(LineageError::Storage(e.to_string()));
+                let Some(entry) = docs.by_namespace.get_mut(namespace) else {
+                    continue;
+                };
+                match this
+                    .inner
+                    .store
+                    .take_changes(&mut entry.doc, &mut entry.footprint)
+                {
+                    Ok(Some(changes)) => unlogged.entries.push((namespace.clone(), changes)),
+                    Ok(None) => unlogged.compacted = true,
+                    Err(e) => {
+                        // Nothing acknowledged: every group of that namespace fails.
+                        for (result, (ns, _)) in results.iter_mut().zip(&groups) {
+                            if ns == namespace && result.is_ok() {
+                                *result = Err(LineageError::Storage(e.to_string()));
+                            }
                         }
                     }
                 }
             }
-            if !touched.is_empty() {
-                this.after_change(&docs);
-            }
-            results
+            (results, unlogged)
         })
         .await;
         outcome.unwrap_or_else(|e| {
-            (0..n)
+            let failed = (0..n)
                 .map(|_| Err(LineageError::Storage(format!("lineage task failed: {e}"))))
-                .collect()
+                .collect();
+            (failed, Unlogged::default())
         })
     }
 
-    /// `ops` without run states older than those recorded (see
-    /// `openlineage::without_stale_runs`).
-    pub fn without_stale_runs(&self, namespace: &str, ops: Vec<Op>) -> Vec<Op> {
-        match self.lock().by_namespace.get(namespace) {
-            Some(entry) => openlineage::without_stale_runs(entry.doc.index(), ops),
-            None => ops,
+    /// Logs what [`apply_groups`](Self::apply_groups) left unlogged (several
+    /// calls' worth at once), durably, then passes the changes on to peers.
+    pub async fn log(&self, unlogged: Unlogged) -> Result<(), LineageError> {
+        if unlogged.entries.is_empty() && !unlogged.compacted {
+            return Ok(());
         }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            if !unlogged.entries.is_empty() {
+                this.inner
+                    .store
+                    .append(&unlogged.entries)
+                    .map_err(|e| LineageError::Storage(e.to_string()))?;
+            }
+            this.after_change(&this.lock());
+            Ok(())
+        })
+        .await
+        .map_err(|e| LineageError::Storage(format!("lineage task failed: {e}")))?
     }
 
     /// The namespaces this node holds.

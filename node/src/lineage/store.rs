@@ -112,6 +112,23 @@ impl LineageStore {
     /// the log has grown past the snapshot. Returns the new footprint.
     pub fn persist(&self, doc: &mut LineageDoc, before: Footprint) -> anyhow::Result<Footprint> {
         let mut footprint = before;
+        if let Some(changes) = self.take_changes(doc, &mut footprint)? {
+            self.append(&[(doc.namespace().to_string(), changes)])?;
+        }
+        Ok(footprint)
+    }
+
+    /// The first half of [`persist`](Self::persist): takes the document's
+    /// changes since its last save, for [`append`](Self::append) to log, and
+    /// counts them in `footprint`. When the log has outgrown the snapshot it
+    /// compacts instead, durably, and returns nothing to log: a snapshot
+    /// replaces the log, so it is never deferred behind log entries (an entry
+    /// appended after it is at worst a duplicate, which loading ignores).
+    pub fn take_changes(
+        &self,
+        doc: &mut LineageDoc,
+        footprint: &mut Footprint,
+    ) -> anyhow::Result<Option<Vec<u8>>> {
         if footprint.wants_compaction() {
             let snapshot = doc.save();
             let tx = self.db.begin_write()?;
@@ -123,30 +140,39 @@ impl LineageStore {
                 log.retain_in((ns, 0)..=(ns, u64::MAX), |_, _| false)?;
             }
             tx.commit()?;
-            return Ok(Footprint {
+            *footprint = Footprint {
                 snapshot_bytes: snapshot.len() as u64,
                 log_entries: 0,
                 log_bytes: 0,
-            });
+            };
+            return Ok(None);
         }
         let changes = doc.save_incremental();
         if changes.is_empty() {
-            return Ok(footprint);
+            return Ok(None);
         }
+        footprint.log_entries += 1;
+        footprint.log_bytes += changes.len() as u64;
+        Ok(Some(changes))
+    }
+
+    /// The second half of [`persist`](Self::persist): logs `(namespace,
+    /// changes)` entries, in order, with one durable write.
+    pub fn append(&self, entries: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
         let tx = self.db.begin_write()?;
         {
             let mut log = tx.open_table(LOG)?;
-            let ns = doc.namespace();
-            let next = log
-                .range((ns, 0)..=(ns, u64::MAX))?
-                .next_back()
-                .transpose()?
-                .map_or(0, |(k, _)| k.value().1 + 1);
-            log.insert((ns, next), changes.as_slice())?;
+            for (ns, changes) in entries {
+                let ns = ns.as_str();
+                let next = log
+                    .range((ns, 0)..=(ns, u64::MAX))?
+                    .next_back()
+                    .transpose()?
+                    .map_or(0, |(k, _)| k.value().1 + 1);
+                log.insert((ns, next), changes.as_slice())?;
+            }
         }
         tx.commit()?;
-        footprint.log_entries += 1;
-        footprint.log_bytes += changes.len() as u64;
-        Ok(footprint)
+        Ok(())
     }
 }

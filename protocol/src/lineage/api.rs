@@ -187,7 +187,7 @@ pub fn answer(
         LineageRequest::Ingest { event } => {
             let bytes = serde_json::to_vec(event).expect("JSON values serialize");
             let ingested = super::openlineage::ops_for_event(&bytes)?;
-            let ops = super::openlineage::without_stale_runs(doc.index(), ingested.ops);
+            let ops = super::openlineage::StaleRuns::new(Some(doc.index())).filter(ingested.ops);
             let committed = doc.apply(now, &ops)?;
             serde_json::json!({
                 "ops": committed.ops, "duplicate": false, "warnings": ingested.warnings,

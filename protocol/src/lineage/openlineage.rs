@@ -108,13 +108,16 @@ mod facets;
 mod json;
 mod mapping;
 mod naming;
+mod parse;
 mod sql;
+mod stale_runs;
 mod time;
 
 use serde::{Deserialize, Serialize};
 
 pub use error::EventError;
 pub use event::EventKind;
+pub use stale_runs::StaleRuns;
 
 use super::edit::Op;
 use super::model::Millis;
@@ -139,8 +142,7 @@ pub struct Ingested {
 /// Reads one OpenLineage event (RunEvent, JobEvent or DatasetEvent, as JSON)
 /// and returns the lineage operations it implies.
 pub fn ops_for_event(json: &[u8]) -> Result<Ingested, EventError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(json).map_err(|e| EventError::from_json(&e))?;
+    let value = parse::event_tree(json).map_err(|e| EventError::from_json(&e))?;
     let mut warnings = json::Warnings::default();
     let event = event::read(&value, &mut warnings)?;
     let ops = mapping::ops(&event, &mut warnings);
@@ -159,48 +161,4 @@ pub fn ops_for_event(json: &[u8]) -> Result<Ingested, EventError> {
         event_time: event.time.map(|t| t.millis),
         warnings: warnings.into_vec(),
     })
-}
-
-/// `ops` without the run states older than the run already recorded for their
-/// entity: events arrive out of order (a late START after a FAIL), and the
-/// run a job shows must be its latest, not the last delivered.
-pub fn without_stale_runs(index: &super::GraphIndex, ops: Vec<Op>) -> Vec<Op> {
-    ops.into_iter()
-        .filter(|op| match op {
-            Op::SetRun { id, run } => index.last_run(id).is_none_or(|last| last.time <= run.time),
-            _ => true,
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod stale_run_tests {
-    use super::*;
-    use crate::lineage::{EntityId, LineageDoc, RunState, RunStatus};
-
-    #[test]
-    fn a_late_older_run_state_does_not_replace_a_newer_one() {
-        let mut doc = LineageDoc::new("default", b"test").unwrap();
-        let job = EntityId::parse("job:load").unwrap();
-        let run = |status, time| Op::SetRun {
-            id: job.clone(),
-            run: RunState {
-                status,
-                time,
-                message: None,
-            },
-        };
-        doc.apply(
-            0,
-            &[Op::Upsert(
-                crate::lineage::NewEntity::parse("job:load").unwrap(),
-            )],
-        )
-        .unwrap();
-        doc.apply(0, &[run(RunStatus::Fail, 2_000)]).unwrap();
-        let late = without_stale_runs(doc.index(), vec![run(RunStatus::Start, 1_000)]);
-        assert!(late.is_empty());
-        let newer = without_stale_runs(doc.index(), vec![run(RunStatus::Complete, 3_000)]);
-        assert_eq!(newer.len(), 1);
-    }
 }
