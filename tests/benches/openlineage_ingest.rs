@@ -9,11 +9,20 @@
 //! cargo bench -p stemma-tests --bench openlineage_ingest
 //! ```
 //!
-//! `STEMMA_BENCH_EVENTS` (default 20,000) and `STEMMA_BENCH_CLIENTS` (default
-//! 32 threads, one HTTP request at a time each) change the load. It only prints.
+//! Two client behaviours, one after the other on the same node: a new HTTP
+//! connection per event (`Connection: close`), and persistent connections
+//! (HTTP/1.1 keep-alive, as an HTTP client with a connection pool sends).
+//!
+//! `STEMMA_BENCH_EVENTS` (default 20,000 per behaviour) and
+//! `STEMMA_BENCH_CLIENTS` (default 32 threads, one HTTP request at a time
+//! each) change the load. It only prints.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+use anyhow::{Context, bail};
 
 use stemma_protocol::lineage::openlineage::ops_for_event;
 use stemma_tests::{TestNode, http_post};
@@ -67,29 +76,113 @@ fn main() -> anyhow::Result<()> {
 
     let node = TestNode::start(&[])?;
     let addr = node.info.http_addr;
+    let closing = rate(&events, clients, |_, event| {
+        http_post(addr, "/api/v1/lineage", event).map(drop)
+    });
+    println!("node, {clients} HTTP clients, a connection per event: {closing}");
+    // The same events again would be duplicates: they get other run ids.
+    let events: Vec<String> = events
+        .iter()
+        .map(|e| e.replace("-4000-8000-", "-4000-9000-"))
+        .collect();
+    let kept = rate(&events, clients, |client, event| {
+        if client.is_none() {
+            *client = Some(Client::connect(addr)?);
+        }
+        client
+            .as_mut()
+            .expect("connected")
+            .post("/api/v1/lineage", event)
+    });
+    println!("node, {clients} HTTP clients, keep-alive: {kept}");
+    let stats = node.metric("stemma_lineage_entities")?;
+    println!("graph afterwards: {stats} entities");
+    Ok(())
+}
+
+/// Sends every event with `post` from `clients` threads, each keeping its
+/// own connection (if `post` makes one) until an error; the rate as text.
+fn rate(
+    events: &[String],
+    clients: usize,
+    post: impl Fn(&mut Option<Client>, &str) -> anyhow::Result<()> + Sync,
+) -> String {
     let next = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     let start = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..clients {
             scope.spawn(|| {
+                let mut client = None;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(event) = events.get(i) else { break };
-                    if http_post(addr, "/api/v1/lineage", event).is_err() {
+                    if post(&mut client, event).is_err() {
                         failed.fetch_add(1, Ordering::Relaxed);
+                        client = None;
                     }
                 }
             });
         }
     });
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "node, {clients} HTTP clients: {n} events in {secs:.2} s = {:.0} events/s ({} refused)",
-        n as f64 / secs,
+    format!(
+        "{} events in {secs:.2} s = {:.0} events/s ({} refused)",
+        events.len(),
+        events.len() as f64 / secs,
         failed.load(Ordering::Relaxed)
-    );
-    let stats = node.metric("stemma_lineage_entities")?;
-    println!("graph afterwards: {stats} entities");
-    Ok(())
+    )
+}
+
+/// A minimal HTTP/1.1 client on one persistent connection.
+struct Client {
+    addr: SocketAddr,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            addr,
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// Posts `json` and reads the whole response; an error for a status
+    /// other than 2xx.
+    fn post(&mut self, path: &str, json: &str) -> anyhow::Result<()> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{json}",
+            self.addr,
+            json.len()
+        );
+        self.reader.get_mut().write_all(request.as_bytes())?;
+        let mut status = String::new();
+        self.reader.read_line(&mut status)?;
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                bail!("the connection closed mid-response");
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().context("Content-Length")?;
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body)?;
+        if !status.starts_with("HTTP/1.1 2") {
+            bail!("{}", status.trim_end());
+        }
+        Ok(())
+    }
 }
