@@ -185,8 +185,7 @@ async fn an_event_sent_as_a_query_request_is_stored_and_survives_a_restart() -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_event_survives_a_kill_during_concurrent_ingest() -> anyhow::Result<()>
-{
+async fn every_acknowledged_event_survives_a_kill_during_concurrent_ingest() -> anyhow::Result<()> {
     const CLIENTS: usize = 8;
     const EVENTS: usize = 2_000;
     let mut node = TestNode::start(&[])?;
@@ -236,7 +235,10 @@ async fn every_acknowledged_event_survives_a_kill_during_concurrent_ingest() -> 
         let shown = client.lineage_show(NS, &job).await?;
         let run = shown.entity.run.expect("an acknowledged run is recorded");
         assert_eq!(run.status, RunStatus::Complete, "{job}");
-        assert_eq!(shown.downstream, [id(&format!("table:s3://out/part-{i}.csv"))]);
+        assert_eq!(
+            shown.downstream,
+            [id(&format!("table:s3://out/part-{i}.csv"))]
+        );
     }
     client.close().await;
     Ok(())

@@ -159,7 +159,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         for _ in 0..2 {
-            assert_eq!(extract_remembered(bad, Dialect::Generic), Err(error.clone()));
+            assert_eq!(
+                extract_remembered(bad, Dialect::Generic),
+                Err(error.clone())
+            );
         }
     }
 
