@@ -324,6 +324,9 @@ impl Lineage {
                     }
                 }
             }
+            if !touched.is_empty() {
+                this.update_gauges(&docs);
+            }
             (results, unlogged)
         })
         .await;
@@ -349,7 +352,9 @@ impl Lineage {
                     .append(&unlogged.entries)
                     .map_err(|e| LineageError::Storage(e.to_string()))?;
             }
-            this.after_change(&this.lock());
+            // The gauges were updated when the changes were applied; the
+            // graph's lock is not taken again here.
+            this.inner.changed.notify_one();
             Ok(())
         })
         .await
