@@ -97,6 +97,8 @@ impl<'de> Visitor<'de> for Pruned {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -154,6 +156,42 @@ mod tests {
             skipped += full_len - pruned.to_string().len();
         }
         assert!(skipped > 0, "the corpus has facets nobody reads");
+    }
+
+    /// Any JSON, with keys that name facet maps and facets, read or not.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z\"\\\\]{0,4}".prop_map(Value::from),
+        ];
+        let key = prop_oneof![
+            Just("facets".to_string()),
+            Just("inputFacets".to_string()),
+            Just("outputFacets".to_string()),
+            Just("schema".to_string()),
+            Just("sql".to_string()),
+            Just("spark.logicalPlan".to_string()),
+            "[a-z]{1,3}",
+        ];
+        leaf.prop_recursive(5, 64, 5, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_parses_to_the_full_tree_less_the_unread_facets(value in any_json()) {
+            let pruned = event_tree(value.to_string().as_bytes()).unwrap();
+            let mut full = value;
+            without_unread_facets(&mut full, false);
+            prop_assert_eq!(pruned, full);
+        }
     }
 
     #[test]
