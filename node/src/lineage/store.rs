@@ -1,7 +1,7 @@
 //! The lineage documents on disk: `DATA_DIR/lineage.redb`, one snapshot per
 //! namespace (a full Automerge save) and an append-only log of the changes
-//! since it. Every change is logged durably before it is acknowledged or
-//! passed on; the log is folded into a new snapshot once it outgrows it.
+//! since it. Every change is logged durably before it is acknowledged; the
+//! log is folded into a new snapshot once it outgrows it.
 
 use std::path::Path;
 
