@@ -195,6 +195,30 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_never_overflows_the_stack() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        // Built into the tree: refused at serde_json's depth limit.
+        for json in [
+            deep.clone(),
+            format!(r#"{{"run": {{"facets": {{"sql": {deep}}}}}}}"#),
+        ] {
+            let e = event_tree(json.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("recursion"), "{e}");
+        }
+        // Skipped: checked without recursion, and dropped.
+        let skipped = format!(r#"{{"run": {{"facets": {{"spark.logicalPlan": {deep}}}}}}}"#);
+        assert_eq!(
+            event_tree(skipped.as_bytes()).unwrap(),
+            serde_json::json!({"run": {"facets": {}}})
+        );
+        let unbalanced = format!(
+            r#"{{"run": {{"facets": {{"x": {}}}}}}}"#,
+            "[".repeat(100_000)
+        );
+        assert!(event_tree(unbalanced.as_bytes()).is_err());
+    }
+
+    #[test]
     fn invalid_json_is_refused_even_inside_a_skipped_facet() {
         for bad in [
             &br#"{"run": {"facets": {"other": {"a": }}}}"#[..],
