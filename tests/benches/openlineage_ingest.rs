@@ -14,18 +14,20 @@
 //! (HTTP/1.1 keep-alive, as an HTTP client with a connection pool sends).
 //!
 //! `STEMMA_BENCH_EVENTS` (default 20,000 per behaviour) and
-//! `STEMMA_BENCH_CLIENTS` (default 32 threads, one HTTP request at a time
+//! `STEMMA_BENCH_CLIENTS` (default 32 clients, one HTTP request at a time
 //! each) change the load. It only prints.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 use stemma_protocol::lineage::openlineage::ops_for_event;
-use stemma_tests::{TestNode, http_post};
+use stemma_tests::TestNode;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -76,73 +78,92 @@ fn main() -> anyhow::Result<()> {
 
     let node = TestNode::start(&[])?;
     let addr = node.info.http_addr;
-    let closing = rate(&events, clients, |_, event| {
-        http_post(addr, "/api/v1/lineage", event).map(drop)
-    });
+    let closing = rate(addr, events.clone(), clients, Connection::PerEvent)?;
     println!("node, {clients} HTTP clients, a connection per event: {closing}");
     // The same events again would be duplicates: they get other run ids.
     let events: Vec<String> = events
         .iter()
         .map(|e| e.replace("-4000-8000-", "-4000-9000-"))
         .collect();
-    let kept = rate(&events, clients, |client, event| {
-        if client.is_none() {
-            *client = Some(Client::connect(addr)?);
-        }
-        client
-            .as_mut()
-            .expect("connected")
-            .post("/api/v1/lineage", event)
-    });
+    let kept = rate(addr, events, clients, Connection::KeptAlive)?;
     println!("node, {clients} HTTP clients, keep-alive: {kept}");
     let stats = node.metric("stemma_lineage_entities")?;
     println!("graph afterwards: {stats} entities");
     Ok(())
 }
 
-/// Sends every event with `post` from `clients` threads, each keeping its
-/// own connection (if `post` makes one) until an error; the rate as text.
+/// How a client uses its connection.
+#[derive(Clone, Copy, PartialEq)]
+enum Connection {
+    /// A new connection for every event (`Connection: close`).
+    PerEvent,
+    /// One persistent connection (HTTP/1.1 keep-alive).
+    KeptAlive,
+}
+
+/// Sends every event from `clients` concurrent clients, each with one
+/// request in flight; the rate as text. The clients are driven by one
+/// thread, the way load generators such as wrk drive their connections: a
+/// thread per client cost the machine about as much CPU as the node itself
+/// (most of it in waking threads), CPU the node then did not have.
 fn rate(
-    events: &[String],
+    addr: SocketAddr,
+    events: Vec<String>,
     clients: usize,
-    post: impl Fn(&mut Option<Client>, &str) -> anyhow::Result<()> + Sync,
-) -> String {
-    let next = AtomicUsize::new(0);
-    let failed = AtomicUsize::new(0);
+    connection: Connection,
+) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let events = Arc::new(events);
+    let next = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    std::thread::scope(|scope| {
+    runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..clients {
-            scope.spawn(|| {
+            let (events, next, failed) = (events.clone(), next.clone(), failed.clone());
+            tasks.spawn(async move {
                 let mut client = None;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(event) = events.get(i) else { break };
-                    if post(&mut client, event).is_err() {
+                    if client.is_none() {
+                        client = Client::connect(addr).await.ok();
+                    }
+                    let sent = match client.as_mut() {
+                        Some(c) => c.post("/api/v1/lineage", event, connection).await,
+                        None => Err(anyhow::anyhow!("cannot connect")),
+                    };
+                    if sent.is_err() {
                         failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if sent.is_err() || connection == Connection::PerEvent {
                         client = None;
                     }
                 }
             });
         }
+        while tasks.join_next().await.is_some() {}
     });
     let secs = start.elapsed().as_secs_f64();
-    format!(
+    Ok(format!(
         "{} events in {secs:.2} s = {:.0} events/s ({} refused)",
         events.len(),
         events.len() as f64 / secs,
         failed.load(Ordering::Relaxed)
-    )
+    ))
 }
 
-/// A minimal HTTP/1.1 client on one persistent connection.
+/// A minimal HTTP/1.1 client on one connection.
 struct Client {
     addr: SocketAddr,
     reader: BufReader<TcpStream>,
 }
 
 impl Client {
-    fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
-        let stream = TcpStream::connect(addr)?;
+    async fn connect(addr: SocketAddr) -> anyhow::Result<Client> {
+        let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Client {
             addr,
@@ -152,20 +173,24 @@ impl Client {
 
     /// Posts `json` and reads the whole response; an error for a status
     /// other than 2xx.
-    fn post(&mut self, path: &str, json: &str) -> anyhow::Result<()> {
+    async fn post(&mut self, path: &str, json: &str, connection: Connection) -> anyhow::Result<()> {
+        let close = match connection {
+            Connection::PerEvent => "Connection: close\r\n",
+            Connection::KeptAlive => "",
+        };
         let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{close}Content-Type: application/json\r\n\
              Content-Length: {}\r\n\r\n{json}",
             self.addr,
             json.len()
         );
-        self.reader.get_mut().write_all(request.as_bytes())?;
+        self.reader.get_mut().write_all(request.as_bytes()).await?;
         let mut status = String::new();
-        self.reader.read_line(&mut status)?;
+        self.reader.read_line(&mut status).await?;
         let mut length = 0;
         loop {
             let mut line = String::new();
-            if self.reader.read_line(&mut line)? == 0 {
+            if self.reader.read_line(&mut line).await? == 0 {
                 bail!("the connection closed mid-response");
             }
             let line = line.trim_end();
@@ -179,7 +204,7 @@ impl Client {
             }
         }
         let mut body = vec![0; length];
-        self.reader.read_exact(&mut body)?;
+        self.reader.read_exact(&mut body).await?;
         if !status.starts_with("HTTP/1.1 2") {
             bail!("{}", status.trim_end());
         }

@@ -260,12 +260,11 @@ impl Lineage {
             let one_namespace = groups.windows(2).all(|w| w[0].0 == w[1].0);
             if one_namespace && groups.len() > 1 {
                 let namespace = &groups[0].0;
-                let all: Vec<Op> = groups
-                    .iter()
-                    .flat_map(|(_, ops)| ops.iter().cloned())
-                    .collect();
+                let mut all = groups.iter().flat_map(|(_, ops)| ops);
                 if let Ok(entry) = this.entry(&mut docs, namespace)
-                    && let Ok(committed) = entry.doc.apply(now, &all)
+                    && let Ok(committed) = entry
+                        .doc
+                        .edit(now, |tx| all.try_for_each(|op| tx.apply(op)))
                 {
                     this.inner
                         .metrics
