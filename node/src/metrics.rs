@@ -136,6 +136,13 @@ pub struct ReplicationMetrics {
     pub gc_manifests: Counter,
     /// Name tombstones dropped after the tombstone grace.
     pub gc_tombstones: Counter,
+    /// Chunks of partitions this node does not own, dropped once every owner
+    /// held them (hand-off after a move).
+    pub handoff_chunks: Counter,
+    /// Their bytes.
+    pub handoff_bytes: Counter,
+    /// Manifests handed off the same way.
+    pub handoff_manifests: Counter,
     /// Versions seen beaten whose references are not yet marked dead on
     /// their targets' owners.
     pub gc_pending_versions: Gauge,
@@ -404,6 +411,21 @@ impl Default for Metrics {
                 "gc_tombstones",
                 "Name tombstones dropped after the tombstone grace",
                 &r.gc_tombstones,
+            ),
+            (
+                "replication_handoff_chunks",
+                "Chunks of partitions this node does not own, dropped once every owner held them",
+                &r.handoff_chunks,
+            ),
+            (
+                "replication_handoff_bytes",
+                "Chunk bytes dropped by hand-off",
+                &r.handoff_bytes,
+            ),
+            (
+                "replication_handoff_manifests",
+                "Manifests of partitions this node does not own, dropped once every owner held them",
+                &r.handoff_manifests,
             ),
         ] {
             registry.register(name, help, counter.clone());

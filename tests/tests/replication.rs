@@ -5,7 +5,8 @@
 //! anti-entropy then puts every chunk on all three survivors, catches the two
 //! up when they restart, and moves partitions to a sixth node while reads
 //! through it go on (each checked against the layout computed here from the
-//! same inputs); a chunk corrupted on replicas is never served, and reads
+//! same inputs), after which every chunk is on its owners and nowhere else
+//! (hand-off); a chunk corrupted on replicas is never served, and reads
 //! repair it; the scrubber replaces a corrupt copy nobody reads; a key
 //! written on both sides of a cut settles on the later write everywhere, and
 //! the earlier write's data is collected everywhere; deleting an object frees only the
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use rand::{RngCore, SeedableRng};
 use stemma_client::{ObjectPath, PutOptions};
+use stemma_protocol::membership::NodeId;
 use stemma_protocol::placement::Layout;
 use stemma_protocol::{ChunkId, ChunkSize};
 use stemma_tests::{
@@ -345,7 +347,48 @@ async fn five_nodes_keep_every_object_through_the_loss_of_two() -> anyhow::Resul
     eprintln!(
         "{moved} chunks moved to the sixth node in {took:?}; {reads} reads through it, none failed"
     );
+
+    // The nodes that gave partitions up (and the survivors that stood in for
+    // the two while they were down) hand their copies off: every chunk ends
+    // on its three owners and nowhere else.
+    let took = wait_for(
+        "every chunk is on its owners and nowhere else",
+        Duration::from_secs(60),
+        || async { only_on_owners(&all, &layout, &everything) },
+    )
+    .await?;
+    let mut handed = 0.0;
+    for node in &all {
+        handed += node.metric("stemma_replication_handoff_chunks_total")?;
+    }
+    assert!(handed > 0.0, "no node handed a copy off");
+    read_all(all[0], &everything).await?;
+    eprintln!("{handed} copies handed off; only owners hold chunks {took:?} later");
     Ok(())
+}
+
+/// Whether each chunk of `objects` is held by exactly its owners in `layout`.
+fn only_on_owners(
+    nodes: &[&TestNode],
+    layout: &Layout,
+    objects: &BTreeMap<String, Vec<u8>>,
+) -> anyhow::Result<bool> {
+    let mut ids: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        ids.insert(node.info.node_id.parse()?, i);
+    }
+    let held = holders(nodes)?;
+    let wanted: BTreeSet<String> = objects.values().flat_map(|d| chunk_ids(d)).collect();
+    Ok(wanted.iter().all(|chunk| {
+        let id: ChunkId = chunk.parse().expect("a chunk id we printed");
+        let mut owners: Vec<usize> = layout
+            .replicas(layout.partitions().of_chunk(&id))
+            .iter()
+            .filter_map(|o| ids.get(o).copied())
+            .collect();
+        owners.sort_unstable();
+        held.get(chunk) == Some(&owners)
+    }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,8 @@
 //! manifests, then names, so a manifest never arrives before its chunks), and
 //! pushes what the peer's answer shows it lacks. That one loop restores RF after
 //! a node is lost, fills a node that joined or came back, and catches up a
-//! replica that missed writes while it was down.
+//! replica that missed writes while it was down. After each kind, the node
+//! hands off what it holds of partitions it does not own (`handoff.rs`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -88,6 +89,7 @@ impl Replication {
                 differing += d;
                 pushed += p;
             }
+            self.hand_off(snap, kind, &inventory).await;
         }
         let r = &self.metrics.replication;
         r.anti_entropy_rounds.inc();

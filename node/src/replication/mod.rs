@@ -20,6 +20,7 @@
 mod anti_entropy;
 mod coordinator;
 mod gc;
+mod handoff;
 mod scrub;
 mod serve;
 mod status;

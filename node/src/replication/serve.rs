@@ -218,6 +218,13 @@ impl Replication {
                     .await
                     .map(ReplicaResponse::LiveRefs)
             }
+            ReplicaRequest::Holds { kind, root } => {
+                let (store, clock) = (self.store.clone(), self.gc_clock());
+                let partitions = self.config.partitions;
+                blocking(move || store.replica_inventory(kind, partitions, clock))
+                    .await
+                    .map(|inventory| ReplicaResponse::Entries(answer_roots(&inventory, &[root])))
+            }
             ReplicaRequest::Roots { kind, roots } => {
                 let partitions = self.config.partitions;
                 if roots.len() > partitions.get() as usize {

@@ -89,6 +89,10 @@ enum Op {
         versions: Vec<VersionId>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    HandOff {
+        items: Vec<(ItemKind, [u8; 32])>,
+        reply: oneshot::Sender<Result<Collected, StoreError>>,
+    },
     ClockBound {
         millis: u64,
         reply: oneshot::Sender<Result<(), StoreError>>,
@@ -153,6 +157,7 @@ impl std::fmt::Debug for Op {
             Op::Refs { .. } => "Refs",
             Op::Collect { .. } => "Collect",
             Op::VersionsMarked { .. } => "VersionsMarked",
+            Op::HandOff { .. } => "HandOff",
             Op::ClockBound { .. } => "ClockBound",
             Op::Stop => "Stop",
         })
@@ -286,6 +291,19 @@ impl Writer {
     pub async fn versions_marked(&self, versions: Vec<VersionId>) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.send(Op::VersionsMarked { versions, reply }, rx).await
+    }
+
+    /// Drops this node's copies of chunks and manifests of partitions it does
+    /// not own, which every owner showed it holds
+    /// (`stemma_protocol::replication::handoff_candidates`). A chunk a
+    /// single-node object also uses stays. Not synced: a hand-off lost to a
+    /// crash is done again by a later round.
+    pub async fn hand_off(
+        &self,
+        items: Vec<(ItemKind, [u8; 32])>,
+    ) -> Result<Collected, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::HandOff { items, reply }, rx).await
     }
 
     /// Persists, durably, a wall time the clock's stamps have not passed.
@@ -490,6 +508,10 @@ fn apply(store: &Store, batch: Vec<Op>, sync: bool) {
                     }
                     Op::Collect { scan, clock, reply } => {
                         let r = t.collect(&scan, clock);
+                        pending.push(Pending::Collected(reply, r));
+                    }
+                    Op::HandOff { items, reply } => {
+                        let r = t.hand_off(&items);
                         pending.push(Pending::Collected(reply, r));
                     }
                     Op::ClockBound { millis, reply } => {
@@ -907,6 +929,41 @@ impl<'t> Tables<'t> {
             }
         }
         Ok(collected)
+    }
+
+    fn hand_off(&mut self, items: &[(ItemKind, [u8; 32])]) -> Result<Collected, StoreError> {
+        const WHAT: &str = "handing off copies";
+        let mut handed = Collected::default();
+        for (kind, target) in items {
+            match kind {
+                ItemKind::Chunk => {
+                    if self.holds.remove(target).context(WHAT)?.is_none() {
+                        continue;
+                    }
+                    let id = ChunkId::from_bytes(*target);
+                    if self.chunk_refs.get(target).context(WHAT)?.is_some() {
+                        continue;
+                    }
+                    handed.bytes += self.chunk_len(&id)?;
+                    self.free_chunk(&id)?;
+                    handed.chunks += 1;
+                }
+                ItemKind::Manifest => {
+                    if self
+                        .replica_manifests
+                        .remove(target)
+                        .context(WHAT)?
+                        .is_none()
+                    {
+                        continue;
+                    }
+                    handed.manifests += 1;
+                }
+                ItemKind::Name | ItemKind::Ref => continue,
+            }
+            self.written.remove(target).context(WHAT)?;
+        }
+        Ok(handed)
     }
 
     fn chunk_len(&self, id: &ChunkId) -> Result<u64, StoreError> {

@@ -15,8 +15,8 @@
 //! partitions given to other nodes after a death or leave (re-replication),
 //! partitions given to a node that joined (rebalancing), and a copy lost to
 //! corruption and dropped. A node that no longer owns a partition keeps
-//! offering it to the new owners until they have it, and keeps its copy
-//! (reads fall back to every live node).
+//! offering it to the new owners until they have it, and then drops its
+//! copies of chunks and manifests ([`handoff`](super::handoff_candidates)).
 
 use std::collections::{BTreeMap, BTreeSet};
 

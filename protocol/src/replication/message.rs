@@ -116,6 +116,17 @@ pub enum ReplicaRequest {
         /// Chunk or object ids.
         targets: Vec<[u8; 32]>,
     },
+    /// Hand-off: the sender holds items of this partition without owning
+    /// it and asks whether the receiver, an owner, holds them all. Answered
+    /// by [`ReplicaResponse::Entries`] like [`Roots`](Self::Roots) for this
+    /// partition alone, but always exactly: no fill lease turns a differing
+    /// root into an equal one (see [`handoff_candidates`](super::handoff_candidates)).
+    Holds {
+        /// The kind of item.
+        kind: ItemKind,
+        /// `(partition, root)` of the sender's items.
+        root: Root,
+    },
 }
 
 /// A replica's answer.
@@ -209,6 +220,10 @@ mod tests {
         roundtrip(&ReplicaRequest::Roots {
             kind: ItemKind::Name,
             roots: vec![(3, [1; 32]), (255, [2; 32])],
+        });
+        roundtrip(&ReplicaRequest::Holds {
+            kind: ItemKind::Chunk,
+            root: (7, [3; 32]),
         });
         let full: Vec<DigestEntry> = (0..super::super::MAX_ANSWER_ENTRIES as u64)
             .map(|i| ([7; 32], i))

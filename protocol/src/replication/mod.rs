@@ -33,6 +33,7 @@ mod anti_entropy;
 mod digest;
 mod fill_lease;
 mod gc;
+mod handoff;
 mod message;
 mod quorum;
 mod read;
@@ -49,6 +50,7 @@ pub use gc::{
     GcVerdict, Ref, RefState, VersionId, gc_confirmers, gc_verdict, refs_fingerprint, refs_of,
     superseded, version_id,
 };
+pub use handoff::{handoff_candidates, holds_all};
 pub use message::{MAX_REFS_PER_REQUEST, NameRegister, ReplicaRequest, ReplicaResponse};
 pub use quorum::{QuorumError, QuorumState, WriteQuorum, effective_quorum};
 pub use read::{ReadOutcome, read_order, read_repair_targets};

@@ -1,0 +1,118 @@
+//! Handing a partition off. A node ends up holding items of partitions the
+//! layout does not place on it: after a join moved a partition away, or after
+//! it stood in for an owner that was down. Anti-entropy copies them to the
+//! owners; then they are dead weight. A node drops its copies of such a
+//! partition once **every** owner, asked about that partition alone, shows
+//! it holds every item of it the node holds — the rule Garage applies
+//! before deleting a block it no longer needs. A copy is never the last one
+//! it drops, and an owner that is down or does not answer keeps everything.
+//!
+//! Only chunks and manifests, the bulk, are handed off. Names and references
+//! are small and merged both ways, and a non-owner's copy of a reference is
+//! how it learns that the reference died.
+
+use super::anti_entropy::{Inventory, ItemKind, to_push};
+use super::digest::DigestEntry;
+use crate::membership::NodeId;
+use crate::placement::Layout;
+
+/// The partitions of `inventory` (of `kind`) that `layout` does not place on
+/// `me`, each with the owners that must confirm before the copies go. Empty
+/// for kinds that are never handed off.
+pub fn handoff_candidates(
+    layout: &Layout,
+    me: &NodeId,
+    kind: ItemKind,
+    inventory: &Inventory,
+) -> Vec<(u32, Vec<NodeId>)> {
+    if !matches!(kind, ItemKind::Chunk | ItemKind::Manifest) {
+        return Vec::new();
+    }
+    inventory
+        .iter()
+        .filter(|(_, entries)| !entries.is_empty())
+        .filter_map(|(&p, _)| {
+            let partition = layout.partitions().partition(p)?;
+            let owners = layout.replicas(partition);
+            (!owners.contains(me)).then(|| (p, owners.to_vec()))
+        })
+        .collect()
+}
+
+/// Whether an owner's answer to [`ReplicaRequest::Holds`] for `partition`
+/// shows that it holds every item of `ours`: the roots matched (it answered
+/// nothing), or the entries it listed for the partition include all of ours.
+/// Anything else — entries of another partition only, a list cut short —
+/// is no proof. (An answer to an anti-entropy offer is no proof either way:
+/// a fill lease answers a differing offer as if equal.)
+///
+/// [`ReplicaRequest::Holds`]: super::ReplicaRequest::Holds
+pub fn holds_all(partition: u32, ours: &[DigestEntry], answer: &[(u32, Vec<DigestEntry>)]) -> bool {
+    if answer.is_empty() {
+        return true;
+    }
+    answer
+        .iter()
+        .find(|(p, _)| *p == partition)
+        .is_some_and(|(_, theirs)| to_push(ours, theirs).is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::{NodeSpec, PlacementConfig, View};
+
+    fn layout(n: u64) -> Layout {
+        let view =
+            View::new((1..=n).map(|i| NodeSpec::new(NodeId::synthetic(i), format!("z{i}"), 1)))
+                .unwrap();
+        Layout::initial(&view, PlacementConfig::default()).unwrap()
+    }
+
+    fn everything(layout: &Layout) -> Inventory {
+        (0..layout.partitions().get())
+            .map(|p| (p, vec![([p as u8; 32], 0)]))
+            .collect()
+    }
+
+    #[test]
+    fn only_partitions_placed_elsewhere_are_candidates_with_all_their_owners() {
+        let layout = layout(5);
+        let me = NodeId::synthetic(1);
+        let candidates = handoff_candidates(&layout, &me, ItemKind::Chunk, &everything(&layout));
+        let mine = layout.partitions_of(&me).len();
+        assert_eq!(candidates.len(), layout.partitions().get() as usize - mine);
+        for (p, owners) in candidates {
+            let partition = layout.partitions().partition(p).unwrap();
+            assert!(!layout.holds(&me, partition));
+            assert_eq!(owners, layout.replicas(partition));
+        }
+    }
+
+    #[test]
+    fn names_references_and_empty_partitions_are_never_handed_off() {
+        let layout = layout(5);
+        let me = NodeId::synthetic(1);
+        for kind in [ItemKind::Name, ItemKind::Ref] {
+            assert!(handoff_candidates(&layout, &me, kind, &everything(&layout)).is_empty());
+        }
+        let empty: Inventory = (0..8).map(|p| (p, Vec::new())).collect();
+        assert!(handoff_candidates(&layout, &me, ItemKind::Manifest, &empty).is_empty());
+    }
+
+    #[test]
+    fn an_owner_holds_all_only_when_its_answer_proves_it() {
+        let ours = vec![([1; 32], 0), ([2; 32], 0)];
+        assert!(holds_all(3, &ours, &[]), "equal roots");
+        let more = vec![([1; 32], 0), ([2; 32], 0), ([9; 32], 0)];
+        assert!(holds_all(3, &ours, &[(3, more)]), "a superset");
+        let less = vec![([1; 32], 0)];
+        assert!(!holds_all(3, &ours, &[(3, less)]), "one missing");
+        let other = vec![([1; 32], 0), ([2; 32], 0)];
+        assert!(
+            !holds_all(3, &ours, &[(4, other)]),
+            "another partition's entries"
+        );
+        assert!(!holds_all(3, &ours, &[(3, Vec::new())]), "nothing listed");
+    }
+}
