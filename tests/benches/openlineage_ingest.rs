@@ -27,7 +27,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use stemma_protocol::lineage::openlineage::ops_for_event;
-use stemma_tests::TestNode;
+use stemma_tests::{TestNode, process_cpu_seconds};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -77,15 +77,14 @@ fn main() -> anyhow::Result<()> {
     );
 
     let node = TestNode::start(&[])?;
-    let addr = node.info.http_addr;
-    let closing = rate(addr, events.clone(), clients, Connection::PerEvent)?;
+    let closing = rate(&node, events.clone(), clients, Connection::PerEvent)?;
     println!("node, {clients} HTTP clients, a connection per event: {closing}");
     // The same events again would be duplicates: they get other run ids.
     let events: Vec<String> = events
         .iter()
         .map(|e| e.replace("-4000-8000-", "-4000-9000-"))
         .collect();
-    let kept = rate(addr, events, clients, Connection::KeptAlive)?;
+    let kept = rate(&node, events, clients, Connection::KeptAlive)?;
     println!("node, {clients} HTTP clients, keep-alive: {kept}");
     let stats = node.metric("stemma_lineage_entities")?;
     println!("graph afterwards: {stats} entities");
@@ -102,12 +101,15 @@ enum Connection {
 }
 
 /// Sends every event from `clients` concurrent clients, each with one
-/// request in flight; the rate as text. The clients are driven by one
+/// request in flight; the rate as text, with the CPU time the node and the
+/// clients used per event. The node's CPU per event is steadier than the
+/// rate on a shared machine, and says what the node could take on cores of
+/// its own. The clients are driven by one
 /// thread, the way load generators such as wrk drive their connections: a
 /// thread per client cost the machine about as much CPU as the node itself
 /// (most of it in waking threads), CPU the node then did not have.
 fn rate(
-    addr: SocketAddr,
+    node: &TestNode,
     events: Vec<String>,
     clients: usize,
     connection: Connection,
@@ -118,6 +120,12 @@ fn rate(
     let events = Arc::new(events);
     let next = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
+    let addr = node.info.http_addr;
+    let cpu = || {
+        let me = process_cpu_seconds(std::process::id());
+        node.cpu_seconds().zip(me)
+    };
+    let cpu_before = cpu();
     let start = Instant::now();
     runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
@@ -147,10 +155,20 @@ fn rate(
         while tasks.join_next().await.is_some() {}
     });
     let secs = start.elapsed().as_secs_f64();
+    let n = events.len() as f64;
+    let per_event = match (cpu_before, cpu()) {
+        (Some((node0, me0)), Some((node1, me1))) => format!(
+            "; CPU per event: node {:.0} µs ({:.0} events per node CPU-second), clients {:.0} µs",
+            (node1 - node0) / n * 1e6,
+            n / (node1 - node0),
+            (me1 - me0) / n * 1e6
+        ),
+        _ => String::new(),
+    };
     Ok(format!(
-        "{} events in {secs:.2} s = {:.0} events/s ({} refused)",
+        "{} events in {secs:.2} s = {:.0} events/s ({} refused){per_event}",
         events.len(),
-        events.len() as f64 / secs,
+        n / secs,
         failed.load(Ordering::Relaxed)
     ))
 }

@@ -118,6 +118,12 @@ impl TestNode {
             .expect("running the stemma CLI")
     }
 
+    /// The CPU time the node process has used so far (user and system), from
+    /// `/proc`; `None` where there is no `/proc` or the node is not running.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        process_cpu_seconds(self.child.as_ref()?.id())
+    }
+
     /// A metric's value from `/metrics` (the first sample whose line starts with
     /// `name`, labels included); 0 if absent.
     pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
@@ -452,4 +458,16 @@ pub fn chunks_on_owners(
             .iter()
             .all(|owner| holdings.get(owner).is_some_and(|h| h.contains(c)))
     }))
+}
+
+/// The CPU time (user and system) process `pid` has used, from
+/// `/proc/PID/stat` (fields 14 and 15, in the kernel's USER_HZ ticks of
+/// 1/100 s); `None` where that cannot be read.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
