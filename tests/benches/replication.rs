@@ -13,7 +13,9 @@
 //! 3. the lost node comes back, then a sixth node joins: the bytes copied
 //!    until every chunk is on its owners in the six-node layout, beside the
 //!    minimum (the bytes of the chunks the new layout puts on the new node,
-//!    which must arrive whatever moves).
+//!    which must arrive whatever moves). After the return and after the
+//!    join, the bytes the nodes that held copies without owning them hand
+//!    off (drop once the owners hold them), until only owners hold chunks.
 //!
 //! ```text
 //! cargo build --release --bin stemma
@@ -30,7 +32,8 @@ use stemma_client::{ObjectPath, PutOptions};
 use stemma_protocol::membership::NodeId;
 use stemma_protocol::{ChunkId, ChunkSize};
 use stemma_tests::{
-    TestNode, chunks_on_owners, expected_layout, held_chunks, wait_for, wait_for_layouts,
+    TestNode, chunks_on_owners, chunks_only_on_owners, expected_layout, held_chunks, wait_for,
+    wait_for_layouts,
 };
 
 const SECRET: &str = "replication-bench-secret";
@@ -121,9 +124,17 @@ async fn get_all(node: &TestNode, prefix: &str, data: &[Vec<u8>]) -> anyhow::Res
 }
 
 fn copied_bytes(nodes: &[&TestNode]) -> anyhow::Result<f64> {
+    metric_sum(nodes, "stemma_replication_repair_bytes_total")
+}
+
+/// Bytes of chunk copies a node dropped by hand-off.
+const HANDOFF_BYTES: &str = "stemma_replication_handoff_bytes_total";
+
+/// A metric summed over `nodes`.
+fn metric_sum(nodes: &[&TestNode], name: &str) -> anyhow::Result<f64> {
     let mut sum = 0.0;
     for node in nodes {
-        sum += node.metric("stemma_replication_repair_bytes_total")?;
+        sum += node.metric(name)?;
     }
     Ok(sum)
 }
@@ -209,9 +220,24 @@ async fn main() -> anyhow::Result<()> {
         chunks_on_owners(&all, &layout, &chunks)
     })
     .await?;
+    // The survivors stood in for the lost node; now they hand those copies off.
+    let settled = Instant::now();
+    wait_for(
+        "the stand-ins handed off",
+        Duration::from_secs(600),
+        || async { chunks_only_on_owners(&all, &layout, &chunks) },
+    )
+    .await?;
+    let handed = metric_sum(&all, HANDOFF_BYTES)?;
+    println!(
+        "hand-off after the node came back: {:.0} MiB of copies dropped by the survivors, done {:.1} s after every owner held its chunks",
+        handed / MIB as f64,
+        settled.elapsed().as_secs_f64()
+    );
     nodes.push(member("zone-6", Some(&nodes[0].p2p_addr()))?);
     let all: Vec<&TestNode> = nodes.iter().collect();
     let before = copied_bytes(&all)?;
+    let handed_before = metric_sum(&all, HANDOFF_BYTES)?;
     let joined = Instant::now();
     wait_for_layouts(&all, 6).await?;
     let layout = expected_layout(&all, &zones)?;
@@ -236,6 +262,21 @@ async fn main() -> anyhow::Result<()> {
         joined.elapsed().as_secs_f64(),
         minimum / MIB as f64,
         moved / minimum
+    );
+
+    // The nodes whose partitions moved to the new one hand their copies
+    // off: every chunk ends on its three owners only.
+    wait_for(
+        "only owners hold chunks",
+        Duration::from_secs(600),
+        || async { chunks_only_on_owners(&all, &layout, &chunks) },
+    )
+    .await?;
+    let handed = metric_sum(&all, HANDOFF_BYTES)? - handed_before;
+    println!(
+        "hand-off after the join: {:.0} MiB of copies dropped by the old owners, done {:.1} s after the join",
+        handed / MIB as f64,
+        joined.elapsed().as_secs_f64(),
     );
     Ok(())
 }

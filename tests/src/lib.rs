@@ -445,19 +445,41 @@ pub fn chunks_on_owners(
     layout: &Layout,
     chunks: &BTreeSet<ChunkId>,
 ) -> anyhow::Result<bool> {
-    let mut holdings: std::collections::BTreeMap<
-        stemma_protocol::membership::NodeId,
-        BTreeSet<ChunkId>,
-    > = BTreeMap::new();
-    for node in nodes {
-        holdings.insert(node.info.node_id.parse()?, held_chunks(node)?);
-    }
+    let holdings = holdings(nodes)?;
     Ok(chunks.iter().all(|c| {
         layout
             .replicas(layout.partitions().of_chunk(c))
             .iter()
             .all(|owner| holdings.get(owner).is_some_and(|h| h.contains(c)))
     }))
+}
+
+/// Whether every chunk is on its owners in `layout` and on no other node of
+/// `nodes`, as their chunk listings say (the old owners handed their copies
+/// off).
+pub fn chunks_only_on_owners(
+    nodes: &[&TestNode],
+    layout: &Layout,
+    chunks: &BTreeSet<ChunkId>,
+) -> anyhow::Result<bool> {
+    let holdings = holdings(nodes)?;
+    Ok(chunks.iter().all(|c| {
+        let owners = layout.replicas(layout.partitions().of_chunk(c));
+        holdings
+            .iter()
+            .all(|(node, held)| held.contains(c) == owners.contains(node))
+    }))
+}
+
+/// Each node's chunk listing, by node id.
+fn holdings(
+    nodes: &[&TestNode],
+) -> anyhow::Result<BTreeMap<stemma_protocol::membership::NodeId, BTreeSet<ChunkId>>> {
+    let mut holdings = BTreeMap::new();
+    for node in nodes {
+        holdings.insert(node.info.node_id.parse()?, held_chunks(node)?);
+    }
+    Ok(holdings)
 }
 
 /// The CPU time (user and system) process `pid` has used, from

@@ -17,12 +17,11 @@ use std::time::Duration;
 
 use rand::{RngCore, SeedableRng};
 use stemma_client::{ObjectPath, PutOptions};
-use stemma_protocol::membership::NodeId;
 use stemma_protocol::placement::Layout;
 use stemma_protocol::{ChunkId, ChunkSize};
 use stemma_tests::{
-    TestNode, chunks_on_owners, expected_layout, http_get, http_post, layout_nodes, seed_from_env,
-    wait_for, wait_for_layouts,
+    TestNode, chunks_on_owners, chunks_only_on_owners, expected_layout, http_get, http_post,
+    layout_nodes, seed_from_env, wait_for, wait_for_layouts,
 };
 
 const SECRET: &str = "replication-test-secret";
@@ -75,11 +74,15 @@ fn on_every_owner(
     layout: &Layout,
     objects: &BTreeMap<String, Vec<u8>>,
 ) -> anyhow::Result<bool> {
-    let chunks: BTreeSet<ChunkId> = objects
+    chunks_on_owners(nodes, layout, &chunks_of_all(objects))
+}
+
+/// The chunks of `objects`.
+fn chunks_of_all(objects: &BTreeMap<String, Vec<u8>>) -> BTreeSet<ChunkId> {
+    objects
         .values()
         .flat_map(|d| d.chunks(ChunkSize::DEFAULT.bytes()).map(ChunkId::of))
-        .collect();
-    chunks_on_owners(nodes, layout, &chunks)
+        .collect()
 }
 
 /// The chunk ids a node reports, and those it finds corrupt.
@@ -354,7 +357,7 @@ async fn five_nodes_keep_every_object_through_the_loss_of_two() -> anyhow::Resul
     let took = wait_for(
         "every chunk is on its owners and nowhere else",
         Duration::from_secs(60),
-        || async { only_on_owners(&all, &layout, &everything) },
+        || async { chunks_only_on_owners(&all, &layout, &chunks_of_all(&everything)) },
     )
     .await?;
     let mut handed = 0.0;
@@ -365,30 +368,6 @@ async fn five_nodes_keep_every_object_through_the_loss_of_two() -> anyhow::Resul
     read_all(all[0], &everything).await?;
     eprintln!("{handed} copies handed off; only owners hold chunks {took:?} later");
     Ok(())
-}
-
-/// Whether each chunk of `objects` is held by exactly its owners in `layout`.
-fn only_on_owners(
-    nodes: &[&TestNode],
-    layout: &Layout,
-    objects: &BTreeMap<String, Vec<u8>>,
-) -> anyhow::Result<bool> {
-    let mut ids: BTreeMap<NodeId, usize> = BTreeMap::new();
-    for (i, node) in nodes.iter().enumerate() {
-        ids.insert(node.info.node_id.parse()?, i);
-    }
-    let held = holders(nodes)?;
-    let wanted: BTreeSet<String> = objects.values().flat_map(|d| chunk_ids(d)).collect();
-    Ok(wanted.iter().all(|chunk| {
-        let id: ChunkId = chunk.parse().expect("a chunk id we printed");
-        let mut owners: Vec<usize> = layout
-            .replicas(layout.partitions().of_chunk(&id))
-            .iter()
-            .filter_map(|o| ids.get(o).copied())
-            .collect();
-        owners.sort_unstable();
-        held.get(chunk) == Some(&owners)
-    }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

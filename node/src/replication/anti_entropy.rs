@@ -7,8 +7,9 @@
 //! manifests, then names, so a manifest never arrives before its chunks), and
 //! pushes what the peer's answer shows it lacks. That one loop restores RF after
 //! a node is lost, fills a node that joined or came back, and catches up a
-//! replica that missed writes while it was down. After each kind, the node
-//! hands off what it holds of partitions it does not own (`handoff.rs`).
+//! replica that missed writes while it was down. After each kind, once the
+//! layout has been the same for a while, the node hands off what it holds
+//! of partitions it does not own (`handoff.rs`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -30,12 +31,18 @@ const ROOTS_PER_REQUEST: usize = 64;
 /// bursts (a death is seen by each node within a few seconds), and a round
 /// against a half-settled view pushes to owners that are about to change.
 const SETTLE: Duration = Duration::from_secs(2);
+/// How long the layout must have stayed the same before this node hands off
+/// copies it does not own: while views converge after a change, a node that
+/// has not yet seen the change would drop copies it is about to own, to be
+/// copied to it again.
+const HANDOFF_SETTLE: Duration = Duration::from_secs(10);
 /// How often the loop looks at the layout.
 const TICK: Duration = Duration::from_millis(500);
 
 /// Runs rounds until the task is aborted.
 pub(crate) async fn run(replication: Arc<Replication>, interval: Duration) {
     let mut seen_changes = None;
+    let mut changed_at = Instant::now();
     let mut next_round = Instant::now() + interval;
     loop {
         tokio::time::sleep(TICK).await;
@@ -48,6 +55,7 @@ pub(crate) async fn run(replication: Arc<Replication>, interval: Duration) {
         };
         if seen_changes != Some(snap.changes) {
             seen_changes = Some(snap.changes);
+            changed_at = Instant::now();
             next_round = next_round.min(Instant::now() + SETTLE);
         }
         if Instant::now() < next_round {
@@ -55,15 +63,17 @@ pub(crate) async fn run(replication: Arc<Replication>, interval: Duration) {
         }
         next_round = Instant::now() + interval;
         if !snap.alone() {
-            replication.anti_entropy_round(&snap).await;
+            let hand_off = changed_at.elapsed() >= HANDOFF_SETTLE;
+            replication.anti_entropy_round(&snap, hand_off).await;
         }
     }
 }
 
 impl Replication {
     /// Offers every live peer what this node holds of the partitions the
-    /// layout places on it, and pushes what each lacks.
-    pub(crate) async fn anti_entropy_round(self: &Arc<Self>, snap: &Snapshot) {
+    /// layout places on it, and pushes what each lacks; then, if `hand_off`,
+    /// drops what it holds of other partitions once their owners hold it.
+    pub(crate) async fn anti_entropy_round(self: &Arc<Self>, snap: &Snapshot, hand_off: bool) {
         let started = std::time::Instant::now();
         let peers: Vec<NodeId> = snap
             .live
@@ -89,7 +99,9 @@ impl Replication {
                 differing += d;
                 pushed += p;
             }
-            self.hand_off(snap, kind, &inventory).await;
+            if hand_off {
+                self.hand_off(snap, kind, &inventory).await;
+            }
         }
         let r = &self.metrics.replication;
         r.anti_entropy_rounds.inc();
