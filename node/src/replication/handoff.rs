@@ -1,15 +1,18 @@
 //! Hand-off: the node side of `stemma_protocol::replication::handoff_candidates`.
-//! After each anti-entropy round, for each partition of chunks or manifests
-//! this node holds but does not own, every owner is asked whether it holds
-//! all of it (`Holds`: that partition's root, answered exactly, never
-//! through a fill lease, which answers a differing offer as if equal); if
-//! every one of them is live and shows it does, this node drops its copies. Without this, a join copies the
-//! moved partitions to the new node and the old owners keep them for ever.
+//! After an anti-entropy round (once the layout has been stable for a
+//! while), for each partition of chunks or manifests this node holds but
+//! does not own, every owner is asked which of those items it holds
+//! (`Holds`, point lookups, never answered through a fill lease). If every
+//! owner is live and holds them all, this node drops its copies. Without
+//! this, a join copies the moved partitions to the new node and the old
+//! owners keep them for ever.
 
 use std::sync::Arc;
 
+use stemma_protocol::membership::NodeId;
 use stemma_protocol::replication::{
-    Inventory, ItemKind, ReplicaRequest, ReplicaResponse, handoff_candidates, holds_all, root_of,
+    Inventory, ItemKind, MAX_REFS_PER_REQUEST, ReplicaRequest, ReplicaResponse, handoff_candidates,
+    holds_all,
 };
 
 use super::{Replication, Snapshot};
@@ -28,9 +31,9 @@ impl Replication {
             if !owners.iter().all(|o| snap.live.contains(o)) {
                 continue;
             }
-            let ours = &inventory[&p];
-            if self.all_hold(&owners, kind, p, ours).await {
-                items.extend(ours.iter().map(|(key, _)| (kind, *key)));
+            let keys: Vec<[u8; 32]> = inventory[&p].iter().map(|(key, _)| *key).collect();
+            if self.all_hold(&owners, kind, &keys).await {
+                items.extend(keys.into_iter().map(|key| (kind, key)));
             }
         }
         if items.is_empty() {
@@ -62,24 +65,18 @@ impl Replication {
         }
     }
 
-    /// Whether every owner answers with proof that it holds all of `ours` of
-    /// partition `p`.
-    async fn all_hold(
-        &self,
-        owners: &[stemma_protocol::membership::NodeId],
-        kind: ItemKind,
-        p: u32,
-        ours: &[stemma_protocol::replication::DigestEntry],
-    ) -> bool {
-        let root = root_of(ours);
+    /// Whether every owner says it holds every one of `keys`.
+    async fn all_hold(&self, owners: &[NodeId], kind: ItemKind, keys: &[[u8; 32]]) -> bool {
         for owner in owners {
-            let request = ReplicaRequest::Holds {
-                kind,
-                root: (p, root),
-            };
-            match self.ask(*owner, request).await {
-                Ok(ReplicaResponse::Entries(answer)) if holds_all(p, ours, &answer) => {}
-                _ => return false,
+            for batch in keys.chunks(MAX_REFS_PER_REQUEST) {
+                let request = ReplicaRequest::Holds {
+                    kind,
+                    keys: batch.to_vec(),
+                };
+                match self.ask(*owner, request).await {
+                    Ok(ReplicaResponse::Held(held)) if holds_all(batch, &held) => {}
+                    _ => return false,
+                }
             }
         }
         true

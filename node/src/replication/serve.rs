@@ -218,12 +218,14 @@ impl Replication {
                     .await
                     .map(ReplicaResponse::LiveRefs)
             }
-            ReplicaRequest::Holds { kind, root } => {
-                let (store, clock) = (self.store.clone(), self.gc_clock());
-                let partitions = self.config.partitions;
-                blocking(move || store.replica_inventory(kind, partitions, clock))
+            ReplicaRequest::Holds { kind, keys } => {
+                if let Some(why) = self.over_limit(keys.len(), "keys asked about") {
+                    return why;
+                }
+                let store = self.store.clone();
+                blocking(move || store.held(kind, &keys))
                     .await
-                    .map(|inventory| ReplicaResponse::Entries(answer_roots(&inventory, &[root])))
+                    .map(ReplicaResponse::Held)
             }
             ReplicaRequest::Roots { kind, roots } => {
                 let partitions = self.config.partitions;

@@ -346,3 +346,64 @@ async fn after_a_restart_the_clock_resumes_above_every_stamp_it_made() {
         "the clock resumed from the persisted bound, not from the wall clock alone"
     );
 }
+
+#[tokio::test]
+async fn holds_names_the_replica_items_held_and_a_hand_off_drops_exactly_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = replication(dir.path());
+    let data = b"a chunk of a partition moved away".to_vec();
+    let chunk = *ChunkId::of(&data).as_bytes();
+    r.answer(ReplicaRequest::PutChunk {
+        id: ChunkId::of(&data),
+        data: data.clone(),
+    })
+    .await;
+    let mut builder = ManifestBuilder::new(None);
+    builder.push_chunk(&data);
+    let manifest = builder.finish();
+    let object = *manifest.object_id().as_bytes();
+    r.answer(ReplicaRequest::PutManifest { manifest }).await;
+    let holds = |kind, keys: Vec<[u8; 32]>| ReplicaRequest::Holds { kind, keys };
+
+    let absent = [9; 32];
+    assert_eq!(
+        r.answer(holds(ItemKind::Chunk, vec![absent, chunk])).await,
+        ReplicaResponse::Held(vec![chunk])
+    );
+    assert_eq!(
+        r.answer(holds(ItemKind::Manifest, vec![object, chunk]))
+            .await,
+        ReplicaResponse::Held(vec![object])
+    );
+    assert_eq!(
+        r.answer(holds(ItemKind::Name, vec![chunk])).await,
+        ReplicaResponse::Held(vec![])
+    );
+    let too_many = holds(ItemKind::Chunk, vec![chunk; MAX_REFS_PER_REQUEST + 1]);
+    assert!(matches!(
+        r.answer(too_many).await,
+        ReplicaResponse::Refused(_)
+    ));
+
+    let handed = r
+        .writer
+        .hand_off(vec![(ItemKind::Chunk, chunk), (ItemKind::Manifest, object)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (handed.chunks, handed.bytes, handed.manifests),
+        (1, data.len() as u64, 1)
+    );
+    assert_eq!(r.store.read_chunk(&ChunkId::of(&data)).unwrap(), None);
+    assert_eq!(
+        r.answer(holds(ItemKind::Chunk, vec![chunk])).await,
+        ReplicaResponse::Held(vec![])
+    );
+    // Handing off what is no longer here does nothing.
+    let again = r
+        .writer
+        .hand_off(vec![(ItemKind::Chunk, chunk)])
+        .await
+        .unwrap();
+    assert_eq!(again.chunks, 0);
+}

@@ -1,5 +1,6 @@
 //! What this node holds as a replica owner, read for anti-entropy: the keys
-//! of one kind of item by partition, and the registers behind name hashes.
+//! of one kind of item by partition, and the registers behind name hashes;
+//! and which of some keys it holds, asked before another node hands off.
 
 use std::collections::BTreeSet;
 
@@ -68,6 +69,34 @@ impl Store {
             ItemKind::Ref => ref_entries(&refs, add)?,
         }
         Ok(inventory)
+    }
+
+    /// Which of `keys` this node holds as a replica of `kind` (chunks or
+    /// manifests; of other kinds, none). Point lookups in one read
+    /// transaction.
+    pub fn held(&self, kind: ItemKind, keys: &[[u8; 32]]) -> Result<Vec<[u8; 32]>, StoreError> {
+        const WHAT: &str = "reading held items";
+        fn lookup<V: redb::Value + 'static>(
+            table: &impl ReadableTable<&'static [u8; 32], V>,
+            keys: &[[u8; 32]],
+        ) -> Result<Vec<[u8; 32]>, StoreError> {
+            let mut held = Vec::new();
+            for key in keys {
+                if table.get(key).context(WHAT)?.is_some() {
+                    held.push(*key);
+                }
+            }
+            Ok(held)
+        }
+        let txn = self.db.begin_read().context(WHAT)?;
+        match kind {
+            ItemKind::Chunk => lookup(&txn.open_table(tables::CHUNK_HOLDS).context(WHAT)?, keys),
+            ItemKind::Manifest => lookup(
+                &txn.open_table(tables::REPLICA_MANIFESTS).context(WHAT)?,
+                keys,
+            ),
+            ItemKind::Name | ItemKind::Ref => Ok(Vec::new()),
+        }
     }
 
     /// The replicated registers whose name hashes are in `hashes`, with their

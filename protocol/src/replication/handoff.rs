@@ -2,8 +2,9 @@
 //! layout does not place on it: after a join moved a partition away, or after
 //! it stood in for an owner that was down. Anti-entropy copies them to the
 //! owners; then they are dead weight. A node drops its copies of such a
-//! partition once **every** owner, asked about that partition alone, shows
-//! it holds every item of it the node holds — the rule Garage applies
+//! partition once **every** owner, asked about each item
+//! ([`ReplicaRequest::Holds`](super::ReplicaRequest::Holds)), says it holds
+//! every item of it the node holds — the rule Garage applies
 //! before deleting a block it no longer needs. A copy is never the last one
 //! it drops, and an owner that is down or does not answer keeps everything.
 //!
@@ -11,8 +12,9 @@
 //! are small and merged both ways, and a non-owner's copy of a reference is
 //! how it learns that the reference died.
 
-use super::anti_entropy::{Inventory, ItemKind, to_push};
-use super::digest::DigestEntry;
+use std::collections::BTreeSet;
+
+use super::anti_entropy::{Inventory, ItemKind};
 use crate::membership::NodeId;
 use crate::placement::Layout;
 
@@ -39,22 +41,13 @@ pub fn handoff_candidates(
         .collect()
 }
 
-/// Whether an owner's answer to [`ReplicaRequest::Holds`] for `partition`
-/// shows that it holds every item of `ours`: the roots matched (it answered
-/// nothing), or the entries it listed for the partition include all of ours.
-/// Anything else — entries of another partition only, a list cut short —
-/// is no proof. (An answer to an anti-entropy offer is no proof either way:
-/// a fill lease answers a differing offer as if equal.)
+/// Whether an owner's answer to [`ReplicaRequest::Holds`] about `asked`
+/// (the keys it returned as held) shows that it holds every one of them.
 ///
 /// [`ReplicaRequest::Holds`]: super::ReplicaRequest::Holds
-pub fn holds_all(partition: u32, ours: &[DigestEntry], answer: &[(u32, Vec<DigestEntry>)]) -> bool {
-    if answer.is_empty() {
-        return true;
-    }
-    answer
-        .iter()
-        .find(|(p, _)| *p == partition)
-        .is_some_and(|(_, theirs)| to_push(ours, theirs).is_empty())
+pub fn holds_all(asked: &[[u8; 32]], held: &[[u8; 32]]) -> bool {
+    let held: BTreeSet<&[u8; 32]> = held.iter().collect();
+    asked.iter().all(|k| held.contains(k))
 }
 
 #[cfg(test)]
@@ -101,18 +94,12 @@ mod tests {
     }
 
     #[test]
-    fn an_owner_holds_all_only_when_its_answer_proves_it() {
-        let ours = vec![([1; 32], 0), ([2; 32], 0)];
-        assert!(holds_all(3, &ours, &[]), "equal roots");
-        let more = vec![([1; 32], 0), ([2; 32], 0), ([9; 32], 0)];
-        assert!(holds_all(3, &ours, &[(3, more)]), "a superset");
-        let less = vec![([1; 32], 0)];
-        assert!(!holds_all(3, &ours, &[(3, less)]), "one missing");
-        let other = vec![([1; 32], 0), ([2; 32], 0)];
-        assert!(
-            !holds_all(3, &ours, &[(4, other)]),
-            "another partition's entries"
-        );
-        assert!(!holds_all(3, &ours, &[(3, Vec::new())]), "nothing listed");
+    fn an_owner_holds_all_only_when_it_names_every_key_asked() {
+        let asked = [[1; 32], [2; 32]];
+        assert!(holds_all(&asked, &[[2; 32], [1; 32]]), "all, in any order");
+        assert!(holds_all(&asked, &[[1; 32], [2; 32], [9; 32]]), "more");
+        assert!(!holds_all(&asked, &[[1; 32]]), "one missing");
+        assert!(!holds_all(&asked, &[]), "none");
+        assert!(holds_all(&[], &[]), "nothing asked");
     }
 }

@@ -16,8 +16,9 @@ use super::gc::Ref;
 use crate::names::NameEntry;
 use crate::{ChunkId, Manifest, ObjectId};
 
-/// References (or targets) one [`ReplicaRequest::PutRefs`] or
-/// [`ReplicaRequest::LiveRefs`] carries at most: a full batch fits in a frame.
+/// References (or targets, or keys) one [`ReplicaRequest::PutRefs`],
+/// [`ReplicaRequest::LiveRefs`] or [`ReplicaRequest::Holds`] carries at most:
+/// a full batch fits in a frame.
 pub const MAX_REFS_PER_REQUEST: usize = 8_192;
 
 /// A name's replicated register and what a listing shows of it.
@@ -116,16 +117,16 @@ pub enum ReplicaRequest {
         /// Chunk or object ids.
         targets: Vec<[u8; 32]>,
     },
-    /// Hand-off: the sender holds items of this partition without owning
-    /// it and asks whether the receiver, an owner, holds them all. Answered
-    /// by [`ReplicaResponse::Entries`] like [`Roots`](Self::Roots) for this
-    /// partition alone, but always exactly: no fill lease turns a differing
-    /// root into an equal one (see [`handoff_candidates`](super::handoff_candidates)).
+    /// Hand-off: which of these items (chunk or object ids) the receiver, an
+    /// owner, holds as a replica, asked before the sender drops its copies
+    /// of a partition it does not own. Answered by [`ReplicaResponse::Held`].
+    /// Point lookups, unlike an anti-entropy offer, and never answered
+    /// through a fill lease (see [`handoff_candidates`](super::handoff_candidates)).
     Holds {
-        /// The kind of item.
+        /// Chunks or manifests (of other kinds nothing is held).
         kind: ItemKind,
-        /// `(partition, root)` of the sender's items.
-        root: Root,
+        /// At most [`MAX_REFS_PER_REQUEST`] keys.
+        keys: Vec<[u8; 32]>,
     },
 }
 
@@ -171,6 +172,8 @@ pub enum ReplicaResponse {
     },
     /// The targets asked about that the replica holds a live reference to.
     LiveRefs(Vec<[u8; 32]>),
+    /// The keys asked about that the replica holds.
+    Held(Vec<[u8; 32]>),
     /// References on the targets asked about, at most
     /// [`MAX_REFS_PER_REQUEST`] (the rest come in a later round).
     Refs(Vec<Ref>),
@@ -223,8 +226,9 @@ mod tests {
         });
         roundtrip(&ReplicaRequest::Holds {
             kind: ItemKind::Chunk,
-            root: (7, [3; 32]),
+            keys: vec![[3; 32]; MAX_REFS_PER_REQUEST],
         });
+        roundtrip(&ReplicaResponse::Held(vec![[3; 32]; MAX_REFS_PER_REQUEST]));
         let full: Vec<DigestEntry> = (0..super::super::MAX_ANSWER_ENTRIES as u64)
             .map(|i| ([7; 32], i))
             .collect();
