@@ -4,9 +4,9 @@
 //! owners; then they are dead weight. A node drops its copies of such a
 //! partition once **every** owner, asked about each item
 //! ([`ReplicaRequest::Holds`](super::ReplicaRequest::Holds)), says it holds
-//! every item of it the node holds — the rule Garage applies
-//! before deleting a block it no longer needs. A copy is never the last one
-//! it drops, and an owner that is down or does not answer keeps everything.
+//! every item of it the node holds — the rule Garage applies before
+//! deleting a block it no longer needs. So the node never drops the last
+//! copy, and while an owner is down or does not answer it keeps everything.
 //!
 //! Only chunks and manifests, the bulk, are handed off. Names and references
 //! are small and merged both ways, and a non-owner's copy of a reference is
