@@ -445,13 +445,7 @@ pub fn chunks_on_owners(
     layout: &Layout,
     chunks: &BTreeSet<ChunkId>,
 ) -> anyhow::Result<bool> {
-    let holdings = holdings(nodes)?;
-    Ok(chunks.iter().all(|c| {
-        layout
-            .replicas(layout.partitions().of_chunk(c))
-            .iter()
-            .all(|owner| holdings.get(owner).is_some_and(|h| h.contains(c)))
-    }))
+    placed(nodes, layout, chunks, |is_owner, holds| !is_owner || holds)
 }
 
 /// Whether every chunk is on its owners in `layout` and on no other node of
@@ -462,12 +456,25 @@ pub fn chunks_only_on_owners(
     layout: &Layout,
     chunks: &BTreeSet<ChunkId>,
 ) -> anyhow::Result<bool> {
+    placed(nodes, layout, chunks, |is_owner, holds| is_owner == holds)
+}
+
+/// Whether `ok(is an owner, holds it)` is true for every chunk on every node
+/// of `nodes`, by their chunk listings; false if an owner is not among
+/// `nodes`.
+fn placed(
+    nodes: &[&TestNode],
+    layout: &Layout,
+    chunks: &BTreeSet<ChunkId>,
+    ok: impl Fn(bool, bool) -> bool,
+) -> anyhow::Result<bool> {
     let holdings = holdings(nodes)?;
     Ok(chunks.iter().all(|c| {
         let owners = layout.replicas(layout.partitions().of_chunk(c));
-        holdings
-            .iter()
-            .all(|(node, held)| held.contains(c) == owners.contains(node))
+        owners.iter().all(|o| holdings.contains_key(o))
+            && holdings
+                .iter()
+                .all(|(node, held)| ok(owners.contains(node), held.contains(c)))
     }))
 }
 

@@ -27,10 +27,8 @@ impl Replication {
         inventory: &Inventory,
     ) {
         let mut items = Vec::new();
-        for (p, owners) in handoff_candidates(&snap.layout, &self.me.id, kind, inventory) {
-            if !owners.iter().all(|o| snap.live.contains(o)) {
-                continue;
-            }
+        let candidates = handoff_candidates(&snap.layout, &self.me.id, &snap.live, kind, inventory);
+        for (p, owners) in candidates {
             let keys: Vec<[u8; 32]> = inventory[&p].iter().map(|(key, _)| *key).collect();
             if self.all_hold(&owners, kind, &keys).await {
                 items.extend(keys.into_iter().map(|key| (kind, key)));

@@ -38,6 +38,16 @@ pub struct Move {
 }
 
 impl Layout {
+    /// The default layout of nodes `1..=n`, each in a zone of its own, with
+    /// equal capacities: the common case of the protocol's tests.
+    #[cfg(test)]
+    pub(crate) fn of_test_nodes(n: u64) -> Layout {
+        let view =
+            View::new((1..=n).map(|i| NodeSpec::new(NodeId::synthetic(i), format!("z{i}"), 1)))
+                .expect("distinct test nodes");
+        Layout::initial(&view, PlacementConfig::default()).expect("a layout of test nodes")
+    }
+
     /// Version 1: the first layout of a cluster.
     pub fn initial(view: &View, config: PlacementConfig) -> Result<Self, PlacementError> {
         let replicas = assign(&config, view, None)?;

@@ -157,13 +157,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::placement::{NodeSpec, PlacementConfig, View};
 
     fn layout(n: u64) -> Layout {
-        let view =
-            View::new((1..=n).map(|i| NodeSpec::new(NodeId::synthetic(i), format!("z{i}"), 1)))
-                .unwrap();
-        Layout::initial(&view, PlacementConfig::default()).unwrap()
+        Layout::of_test_nodes(n)
     }
 
     fn inventory(layout: &Layout, entries: &[DigestEntry]) -> Inventory {

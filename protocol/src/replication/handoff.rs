@@ -19,11 +19,12 @@ use crate::membership::NodeId;
 use crate::placement::Layout;
 
 /// The partitions of `inventory` (of `kind`) that `layout` does not place on
-/// `me`, each with the owners that must confirm before the copies go. Empty
-/// for kinds that are never handed off.
+/// `me` and whose owners are all `live`, each with the owners that must
+/// confirm before the copies go. Empty for kinds that are never handed off.
 pub fn handoff_candidates(
     layout: &Layout,
     me: &NodeId,
+    live: &BTreeSet<NodeId>,
     kind: ItemKind,
     inventory: &Inventory,
 ) -> Vec<(u32, Vec<NodeId>)> {
@@ -36,7 +37,8 @@ pub fn handoff_candidates(
         .filter_map(|(&p, _)| {
             let partition = layout.partitions().partition(p)?;
             let owners = layout.replicas(partition);
-            (!owners.contains(me)).then(|| (p, owners.to_vec()))
+            let ready = !owners.contains(me) && owners.iter().all(|o| live.contains(o));
+            ready.then(|| (p, owners.to_vec()))
         })
         .collect()
 }
@@ -53,13 +55,9 @@ pub fn holds_all(asked: &[[u8; 32]], held: &[[u8; 32]]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::placement::{NodeSpec, PlacementConfig, View};
 
     fn layout(n: u64) -> Layout {
-        let view =
-            View::new((1..=n).map(|i| NodeSpec::new(NodeId::synthetic(i), format!("z{i}"), 1)))
-                .unwrap();
-        Layout::initial(&view, PlacementConfig::default()).unwrap()
+        Layout::of_test_nodes(n)
     }
 
     fn everything(layout: &Layout) -> Inventory {
@@ -68,11 +66,17 @@ mod tests {
             .collect()
     }
 
+    fn everyone(layout: &Layout) -> BTreeSet<NodeId> {
+        layout.view().nodes().iter().map(|n| n.id).collect()
+    }
+
     #[test]
     fn only_partitions_placed_elsewhere_are_candidates_with_all_their_owners() {
         let layout = layout(5);
         let me = NodeId::synthetic(1);
-        let candidates = handoff_candidates(&layout, &me, ItemKind::Chunk, &everything(&layout));
+        let live = everyone(&layout);
+        let candidates =
+            handoff_candidates(&layout, &me, &live, ItemKind::Chunk, &everything(&layout));
         let mine = layout.partitions_of(&me).len();
         assert_eq!(candidates.len(), layout.partitions().get() as usize - mine);
         for (p, owners) in candidates {
@@ -86,11 +90,41 @@ mod tests {
     fn names_references_and_empty_partitions_are_never_handed_off() {
         let layout = layout(5);
         let me = NodeId::synthetic(1);
+        let live = everyone(&layout);
         for kind in [ItemKind::Name, ItemKind::Ref] {
-            assert!(handoff_candidates(&layout, &me, kind, &everything(&layout)).is_empty());
+            assert!(handoff_candidates(&layout, &me, &live, kind, &everything(&layout)).is_empty());
         }
         let empty: Inventory = (0..8).map(|p| (p, Vec::new())).collect();
-        assert!(handoff_candidates(&layout, &me, ItemKind::Manifest, &empty).is_empty());
+        assert!(handoff_candidates(&layout, &me, &live, ItemKind::Manifest, &empty).is_empty());
+    }
+
+    #[test]
+    fn a_partition_with_an_owner_down_is_not_handed_off() {
+        let layout = layout(5);
+        let me = NodeId::synthetic(1);
+        let down = NodeId::synthetic(2);
+        let mut live = everyone(&layout);
+        live.remove(&down);
+        let candidates =
+            handoff_candidates(&layout, &me, &live, ItemKind::Chunk, &everything(&layout));
+        assert!(!candidates.is_empty());
+        assert!(candidates.iter().all(|(_, owners)| !owners.contains(&down)));
+        let with_down = layout
+            .partitions()
+            .all()
+            .filter(|p| {
+                let owners = layout.replicas(*p);
+                owners.contains(&down) && !owners.contains(&me)
+            })
+            .count();
+        let all = handoff_candidates(
+            &layout,
+            &me,
+            &everyone(&layout),
+            ItemKind::Chunk,
+            &everything(&layout),
+        );
+        assert_eq!(all.len() - candidates.len(), with_down);
     }
 
     #[test]
