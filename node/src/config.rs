@@ -17,6 +17,7 @@
 //! membership = "lan"           # or "wan"
 //! expected_members = 16
 //! lineage_sync_seconds = 5     # anti-entropy; changes are pushed at once
+//! lineage_epoch_ops = 1000000  # history that makes the graph start a new epoch; 0 = never
 //! openlineage_api_key = "…"     # required as Bearer by POST /api/v1/lineage
 //! replication_factor = 3       # copies of every chunk, manifest and name
 //! write_quorum = 2             # durable copies before a put is acknowledged
@@ -76,6 +77,11 @@ pub struct NodeConfig {
     /// Seconds between anti-entropy rounds of lineage sync with every live
     /// member (changes are also pushed as soon as they are made).
     pub lineage_sync_seconds: u64,
+    /// Operations written to a lineage graph since its last epoch after which
+    /// a new epoch is cut: a fresh document of the live state that replaces
+    /// the history, so the graph's size stays bounded. Cut only while every
+    /// member is alive and in sync (docs/ARCHITECTURE.md); 0 turns it off.
+    pub lineage_epoch_ops: u64,
     /// The key OpenLineage clients must send (`Authorization: Bearer KEY`) to
     /// `POST /api/v1/lineage`; without it, any client on the HTTP address may.
     pub openlineage_api_key: Option<String>,
@@ -138,6 +144,7 @@ impl Default for NodeConfig {
             membership: MembershipPreset::Lan,
             expected_members: 16,
             lineage_sync_seconds: 5,
+            lineage_epoch_ops: 1_000_000,
             openlineage_api_key: None,
             fault_injection: false,
             replication_factor: 3,

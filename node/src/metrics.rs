@@ -71,6 +71,10 @@ pub struct LineageMetrics {
     pub entities: Gauge,
     /// Edges in the graphs.
     pub edges: Gauge,
+    /// The highest epoch among the graphs.
+    pub epoch: Gauge,
+    /// Moves of a graph to a new epoch (cut here or adopted from a peer).
+    pub epochs: Counter,
 }
 
 impl Default for LineageMetrics {
@@ -89,6 +93,8 @@ impl Default for LineageMetrics {
             changes: Gauge::default(),
             entities: Gauge::default(),
             edges: Gauge::default(),
+            epoch: Gauge::default(),
+            epochs: Counter::default(),
         }
     }
 }
@@ -292,6 +298,11 @@ impl Default for Metrics {
                 "Lineage sync bytes received",
                 &l.sync_received_bytes,
             ),
+            (
+                "lineage_epochs",
+                "Moves of a lineage graph to a new epoch (cut here or adopted)",
+                &l.epochs,
+            ),
         ] {
             registry.register(name, help, counter.clone());
         }
@@ -312,6 +323,11 @@ impl Default for Metrics {
                 &l.entities,
             ),
             ("lineage_edges", "Edges in the lineage graphs", &l.edges),
+            (
+                "lineage_epoch",
+                "The highest epoch among the lineage graphs",
+                &l.epoch,
+            ),
         ] {
             registry.register(name, help, gauge.clone());
         }

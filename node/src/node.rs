@@ -139,7 +139,10 @@ impl Node {
             lineage.clone(),
             p2p.streams.clone(),
             p2p.handle.clone(),
-            Duration::from_secs(config.lineage_sync_seconds.max(1)),
+            crate::lineage::sync::Settings {
+                interval: Duration::from_secs(config.lineage_sync_seconds.max(1)),
+                epoch_ops: config.lineage_epoch_ops,
+            },
         ));
         let (provenance, provenance_task) = Recorder::start(lineage.clone());
         let (ingest, ingest_task) = Ingest::start(lineage.clone());

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use stemma_protocol::lineage::{
     Attr, AttrKey, EdgeSpec, EditError, EntityId, Epoch, EpochError, LineageDoc, LoadError,
-    NewEntity, Op, PeerSync, SyncError, SyncHeader, Traversal, generate,
+    NewEntity, Op, PeerSync, Received, SyncError, SyncHeader, Traversal, generate,
 };
 
 const NOW: i64 = 1_700_000_000_000;
@@ -403,6 +403,76 @@ fn adopting_an_epoch_replays_later_edits() {
         a.adopt_epoch(&elsewhere, NOW),
         Err(EpochError::MissingBase { .. })
     ));
+}
+
+/// Runs the sync protocol as the node does, moving between epochs; returns
+/// what each side's receives reported (a's, b's).
+fn sync_moving(a: &mut LineageDoc, b: &mut LineageDoc) -> (Vec<Received>, Vec<Received>) {
+    let (mut ab, mut ba) = (PeerSync::new(), PeerSync::new());
+    let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        let m1 = a.generate_sync_message(&mut ab);
+        if let Some(m) = &m1 {
+            at_b.push(b.receive_sync(&mut ba, m, NOW).unwrap());
+        }
+        let m2 = b.generate_sync_message(&mut ba);
+        if let Some(m) = &m2 {
+            at_a.push(a.receive_sync(&mut ab, m, NOW).unwrap());
+        }
+        if m1.is_none() && m2.is_none() {
+            return (at_a, at_b);
+        }
+    }
+    panic!("sync did not settle");
+}
+
+#[test]
+fn sync_moves_a_peer_to_a_later_epoch_with_its_later_edits() {
+    let a = small();
+    let mut b = a.fork(b"node-b/1").unwrap();
+    let mut fresh = LineageDoc::new("default", b"node-c/1").unwrap();
+    let cut = a.adopt_epoch(&a.propose_epoch(), NOW).unwrap();
+    // b edits after the cut, before it hears of it.
+    b.edit(NOW, |tx| tx.upsert(&NewEntity::parse("table:after_cut")?))
+        .unwrap();
+    let mut a = cut;
+
+    // b sends first, on the old epoch: a applies nothing and answers with the
+    // new one, which moves b; b's edit then reaches a on the new epoch.
+    let (at_b, at_a) = sync_moving(&mut b, &mut a);
+    assert_eq!(at_a[0], Received::PeerBehind);
+    assert_eq!(
+        at_b[0],
+        Received::Moved {
+            from: Epoch::zero()
+        }
+    );
+    assert_eq!(a.epoch(), b.epoch());
+    assert_eq!(a.heads(), b.heads());
+    assert!(a.index().entity(&id("table:after_cut")).is_some());
+
+    // A new member's empty document moves at once and fills.
+    let (_, at_fresh) = sync_moving(&mut a, &mut fresh);
+    assert!(matches!(at_fresh[0], Received::Moved { .. }));
+    assert_eq!(fresh.heads(), a.heads());
+    assert_eq!(fresh.index().live_state(), a.index().live_state());
+
+    // A node lacking the cut's base cannot move: nothing applied, nothing lost.
+    let mut stray = LineageDoc::new("default", b"node-d/1").unwrap();
+    stray
+        .edit(NOW, |tx| tx.upsert(&NewEntity::parse("table:stray")?))
+        .unwrap();
+    let heads = stray.heads();
+    let message = a.generate_sync_message(&mut PeerSync::new()).unwrap();
+    let received = stray
+        .receive_sync(&mut PeerSync::new(), &message, NOW)
+        .unwrap();
+    assert!(matches!(
+        received,
+        Received::CannotMove(EpochError::MissingBase { .. })
+    ));
+    assert_eq!(stray.heads(), heads);
+    assert_eq!(stray.epoch(), &Epoch::zero());
 }
 
 #[test]

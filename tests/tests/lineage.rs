@@ -68,14 +68,18 @@ fn drop_traffic(node: &TestNode, peers: &[&TestNode]) -> anyhow::Result<()> {
 }
 
 async fn three_nodes() -> anyhow::Result<Vec<TestNode>> {
-    let args = ["--no-mdns", "--fault-injection"];
+    three_nodes_with(&[]).await
+}
+
+async fn three_nodes_with(extra: &[&str]) -> anyhow::Result<Vec<TestNode>> {
+    let args = [&["--no-mdns", "--fault-injection"][..], extra].concat();
     let first = TestNode::start_in(Some(SECRET), &args)?;
     let join = first.p2p_addr();
     let mut nodes = vec![first];
     for _ in 0..2 {
         nodes.push(TestNode::start_in(
             Some(SECRET),
-            &[&args[..], &["--join", &join]].concat(),
+            &[&args[..], &["--join", &join][..]].concat(),
         )?);
     }
     wait_for("three members", Duration::from_secs(30), || async {
@@ -178,6 +182,100 @@ async fn edits_converge_across_a_partition_and_survive_a_restart() -> anyhow::Re
         downstream(&nodes[1], "table:raw.orders").await?,
         answer_before
     );
+    Ok(())
+}
+
+/// Every node's `stemma_lineage_epoch`.
+fn epochs(nodes: &[TestNode]) -> anyhow::Result<Vec<f64>> {
+    nodes
+        .iter()
+        .map(|n| n.metric("stemma_lineage_epoch"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grown_history_moves_every_node_to_a_smaller_epoch() -> anyhow::Result<()> {
+    let mut nodes = three_nodes_with(&["--lineage-epoch-ops", "300"]).await?;
+    // Each node adds a chain of tables and scratch tables, then removes the
+    // scratch tables: the history outgrows the live state.
+    for (n, node) in nodes.iter().enumerate() {
+        for batch in 0..5 {
+            let mut ops: Vec<Op> = (0..10)
+                .map(|i| {
+                    let k = batch * 10 + i;
+                    link(
+                        &format!("table:n{n}.t{k}"),
+                        &format!("table:n{n}.t{}", k + 1),
+                    )
+                })
+                .collect();
+            for i in 0..10 {
+                let scratch = format!("table:n{n}.scratch{}", batch * 10 + i);
+                ops.push(Op::Upsert(NewEntity::parse(&scratch)?));
+            }
+            apply(node, ops).await?;
+        }
+        let removals = (0..50)
+            .map(|k| Op::Remove {
+                id: id(&format!("table:n{n}.scratch{k}")),
+            })
+            .collect();
+        apply(node, removals).await?;
+    }
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_for("three nodes converge", Duration::from_secs(30), || {
+        same_heads(&all)
+    })
+    .await?;
+    let answer = downstream(&nodes[0], "table:n1.t0").await?;
+    assert_eq!(answer.total, 50);
+    let bytes_before: Vec<f64> = nodes
+        .iter()
+        .map(|n| n.metric("stemma_lineage_document_bytes"))
+        .collect::<anyhow::Result<_>>()?;
+
+    let took = wait_for("every node on epoch 1", Duration::from_secs(60), || async {
+        Ok(epochs(&nodes)?.iter().all(|&e| e == 1.0))
+    })
+    .await?;
+    wait_for(
+        "same heads on the new epoch",
+        Duration::from_secs(30),
+        || same_heads(&all),
+    )
+    .await?;
+    let bytes_after: Vec<f64> = nodes
+        .iter()
+        .map(|n| n.metric("stemma_lineage_document_bytes"))
+        .collect::<anyhow::Result<_>>()?;
+    eprintln!(
+        "epoch 1 on all nodes {took:?} after convergence; bytes {bytes_before:?} → {bytes_after:?}"
+    );
+    for (before, after) in bytes_before.iter().zip(&bytes_after) {
+        assert!(
+            after < before,
+            "the stored graph shrank: {before} → {after}"
+        );
+    }
+    for node in &nodes {
+        assert_eq!(downstream(node, "table:n1.t0").await?, answer);
+        assert_eq!(node.metric("stemma_lineage_epochs_total")?, 1.0);
+    }
+
+    // Edits go on on the new epoch, and a restarted node keeps it.
+    apply(&nodes[2], vec![link("table:n1.t50", "report:after")]).await?;
+    wait_for(
+        "the edit after the cut converges",
+        Duration::from_secs(30),
+        || same_heads(&all),
+    )
+    .await?;
+    assert_eq!(downstream(&nodes[0], "table:n1.t0").await?.total, 51);
+    let before = heads(&nodes[1]).await?;
+    nodes[1].kill();
+    nodes[1].restart()?;
+    assert_eq!(heads(&nodes[1]).await?, before);
+    assert_eq!(nodes[1].metric("stemma_lineage_epoch")?, 1.0);
     Ok(())
 }
 

@@ -121,7 +121,7 @@ enum NodeCommand {
     /// Settings come from --config (TOML), then STEMMA_* variables, then flags,
     /// each overriding the one before. When the node is ready it writes
     /// DATA_DIR/node.json with its id, addresses and connection string.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// `stemma node run` settings; each overrides the config file.
@@ -219,6 +219,12 @@ pub struct RunArgs {
     /// [default: 864000, 10 days]
     #[arg(long, env = "STEMMA_TOMBSTONE_GRACE_SECONDS", value_name = "SECS")]
     tombstone_grace_seconds: Option<u64>,
+    /// Operations written to a lineage graph after which it moves to a new
+    /// epoch: a fresh document of the live state replaces the history, on
+    /// every node, once every member is alive and in sync. 0 = never
+    /// [default: 1000000]
+    #[arg(long, env = "STEMMA_LINEAGE_EPOCH_OPS", value_name = "OPS")]
+    lineage_epoch_ops: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -293,6 +299,9 @@ impl RunArgs {
         }
         if let Some(v) = self.tombstone_grace_seconds {
             config.tombstone_grace_seconds = v;
+        }
+        if let Some(v) = self.lineage_epoch_ops {
+            config.lineage_epoch_ops = v;
         }
         if let Some(v) = self.scrub_bytes_per_second {
             config.scrub_bytes_per_second = v;

@@ -7,14 +7,14 @@ pub mod provenance;
 mod store;
 pub mod sync;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use libp2p::PeerId;
 use stemma_protocol::lineage::{
-    self, ApiError, LineageDoc, LineageRequest, LoadError, Op, PeerSync, SyncError,
-    openlineage::StaleRuns,
+    self, ApiError, CutPeer, Epoch, LineageDoc, LineageRequest, LoadError, Op, PeerSync, Received,
+    SyncError, openlineage::StaleRuns,
 };
 use tokio::sync::Notify;
 
@@ -95,6 +95,9 @@ struct Docs {
     by_namespace: BTreeMap<String, Entry>,
     /// Sync state per peer and namespace.
     peers: HashMap<(PeerId, String), PeerSync>,
+    /// (namespace, epoch) on which a peer's later epoch could not be adopted
+    /// (warned once).
+    stuck: HashSet<(String, u64)>,
 }
 
 /// Each group without the run states older than those recorded or kept
@@ -415,12 +418,82 @@ impl Lineage {
         let key = (peer, namespace.to_string());
         let entry = self.entry_in(&mut docs.by_namespace, namespace)?;
         let state = docs.peers.entry(key).or_default();
-        let changed = entry.doc.receive_sync_message(state, message)?;
-        if changed {
-            self.persist(entry)?;
-            self.after_change(docs);
+        match entry.doc.receive_sync(state, message, now_millis())? {
+            Received::Applied { changed: false } => {}
+            Received::Applied { changed: true } => {
+                self.persist(entry)?;
+                self.after_change(docs);
+            }
+            Received::Moved { from } => {
+                self.moved(entry, &from, "adopted from a peer")?;
+                self.after_change(docs);
+            }
+            Received::PeerBehind => {
+                tracing::debug!(%peer, namespace, "lineage peer on an earlier epoch");
+            }
+            Received::CannotMove(e) => {
+                let epoch = entry.doc.epoch().number;
+                if docs.stuck.insert((namespace.to_string(), epoch)) {
+                    tracing::warn!(
+                        %peer, namespace, error = %e,
+                        "a lineage peer is on a later epoch this node cannot move to; \
+                         this node keeps its graph and keeps syncing with the others"
+                    );
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Cuts the next epoch of every namespace where this node should (the
+    /// rule: `stemma_protocol::lineage::CutPeer`): `me` is this node,
+    /// `members` every other member that has not left and whether it is
+    /// alive, `after_ops` the history that warrants a cut (0: never).
+    pub async fn cut_epochs(&self, me: PeerId, members: Vec<(PeerId, bool)>, after_ops: u64) {
+        if after_ops == 0 {
+            return;
+        }
+        let this = self.clone();
+        let cut = tokio::task::spawn_blocking(move || {
+            let mut docs = this.lock();
+            let docs = &mut *docs;
+            let me = me.to_bytes();
+            let ids: Vec<(PeerId, Vec<u8>, bool)> = members
+                .into_iter()
+                .map(|(peer, alive)| (peer, peer.to_bytes(), alive))
+                .collect();
+            let mut cut = false;
+            for (namespace, entry) in docs.by_namespace.iter_mut() {
+                let peers: Vec<CutPeer<'_>> = ids
+                    .iter()
+                    .map(|(peer, id, alive)| CutPeer {
+                        id,
+                        alive: *alive,
+                        sync: docs.peers.get(&(*peer, namespace.clone())),
+                    })
+                    .collect();
+                let Some(proposal) = entry.doc.epoch_to_cut(&me, &peers, after_ops) else {
+                    continue;
+                };
+                let from = entry.doc.epoch().clone();
+                let result = entry
+                    .doc
+                    .adopt_epoch(&proposal, now_millis())
+                    .map_err(|e| LineageError::Storage(e.to_string()))
+                    .and_then(|next| {
+                        entry.doc = next;
+                        this.moved(entry, &from, "cut here")
+                    });
+                match result {
+                    Ok(()) => cut = true,
+                    Err(e) => tracing::error!(namespace, error = %e, "cannot cut a lineage epoch"),
+                }
+            }
+            if cut {
+                this.after_change(docs);
+            }
+        });
+        let _ = cut.await;
     }
 
     /// Forgets the sync state with `peer` (after a failed session, or when it
@@ -477,6 +550,25 @@ impl Lineage {
             .expect("inserted just above"))
     }
 
+    /// After `entry` moved to a new epoch from `from`: stores the new
+    /// document whole (its history replaces the old one).
+    fn moved(&self, entry: &mut Entry, from: &Epoch, how: &str) -> Result<(), LineageError> {
+        entry.footprint = self
+            .inner
+            .store
+            .snapshot(&mut entry.doc)
+            .map_err(|e| LineageError::Storage(e.to_string()))?;
+        self.inner.metrics.lineage.epochs.inc();
+        tracing::info!(
+            namespace = entry.doc.namespace(),
+            from = %from,
+            to = %entry.doc.epoch(),
+            bytes = entry.footprint.bytes(),
+            "lineage graph moved to a new epoch ({how})"
+        );
+        Ok(())
+    }
+
     fn persist(&self, entry: &mut Entry) -> Result<(), LineageError> {
         entry.footprint = self
             .inner
@@ -494,8 +586,9 @@ impl Lineage {
 
     fn update_gauges(&self, docs: &Docs) {
         let m = &self.inner.metrics.lineage;
-        let (mut bytes, mut changes, mut entities, mut edges) = (0, 0, 0, 0);
+        let (mut bytes, mut changes, mut entities, mut edges, mut epoch) = (0, 0, 0, 0, 0);
         for entry in docs.by_namespace.values() {
+            epoch = epoch.max(entry.doc.epoch().number);
             bytes += entry.footprint.bytes();
             changes += entry.doc.stats().changes;
             entities += entry.doc.index().entity_count() as u64;
@@ -505,5 +598,6 @@ impl Lineage {
         m.changes.set(changes as i64);
         m.entities.set(entities as i64);
         m.edges.set(edges as i64);
+        m.epoch.set(epoch as i64);
     }
 }

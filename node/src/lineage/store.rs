@@ -130,21 +130,7 @@ impl LineageStore {
         footprint: &mut Footprint,
     ) -> anyhow::Result<Option<Vec<u8>>> {
         if footprint.wants_compaction() {
-            let snapshot = doc.save();
-            let tx = self.db.begin_write()?;
-            {
-                let mut snapshots = tx.open_table(SNAPSHOTS)?;
-                snapshots.insert(doc.namespace(), snapshot.as_slice())?;
-                let mut log = tx.open_table(LOG)?;
-                let ns = doc.namespace();
-                log.retain_in((ns, 0)..=(ns, u64::MAX), |_, _| false)?;
-            }
-            tx.commit()?;
-            *footprint = Footprint {
-                snapshot_bytes: snapshot.len() as u64,
-                log_entries: 0,
-                log_bytes: 0,
-            };
+            *footprint = self.snapshot(doc)?;
             return Ok(None);
         }
         let changes = doc.save_incremental();
@@ -154,6 +140,27 @@ impl LineageStore {
         footprint.log_entries += 1;
         footprint.log_bytes += changes.len() as u64;
         Ok(Some(changes))
+    }
+
+    /// Stores the whole document as the namespace's snapshot and empties its
+    /// log, in one durable write (compaction; a move to a new epoch, which
+    /// replaces the history). Returns the new footprint.
+    pub fn snapshot(&self, doc: &mut LineageDoc) -> anyhow::Result<Footprint> {
+        let snapshot = doc.save();
+        let tx = self.db.begin_write()?;
+        {
+            let mut snapshots = tx.open_table(SNAPSHOTS)?;
+            snapshots.insert(doc.namespace(), snapshot.as_slice())?;
+            let mut log = tx.open_table(LOG)?;
+            let ns = doc.namespace();
+            log.retain_in((ns, 0)..=(ns, u64::MAX), |_, _| false)?;
+        }
+        tx.commit()?;
+        Ok(Footprint {
+            snapshot_bytes: snapshot.len() as u64,
+            log_entries: 0,
+            log_bytes: 0,
+        })
     }
 
     /// The second half of [`persist`](Self::persist): logs `(namespace,

@@ -34,10 +34,19 @@ const TURN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Sessions served at once.
 const MAX_INBOUND: usize = 16;
 
+/// How often to sync, and when to cut an epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Between anti-entropy rounds.
+    pub interval: Duration,
+    /// History (operations) after which a graph moves to a new epoch; 0: never.
+    pub epoch_ops: u64,
+}
+
 /// Runs replication until the node stops: answers peers' sessions, and opens
 /// sessions with every live member whenever a document changes and every
-/// `interval`.
-pub async fn run(lineage: Lineage, mut control: Control, p2p: P2pHandle, interval: Duration) {
+/// `interval`, when it also cuts the epochs that are due.
+pub async fn run(lineage: Lineage, mut control: Control, p2p: P2pHandle, settings: Settings) {
     let incoming = match control.accept(PROTOCOL) {
         Ok(incoming) => incoming,
         Err(e) => {
@@ -49,11 +58,15 @@ pub async fn run(lineage: Lineage, mut control: Control, p2p: P2pHandle, interva
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<PeerId>();
     let mut running: HashSet<PeerId> = HashSet::new();
     let mut again: HashSet<PeerId> = HashSet::new();
-    let mut tick = tokio::time::interval(interval);
+    let mut tick = tokio::time::interval(settings.interval);
     loop {
         tokio::select! {
             () = lineage.changed() => {}
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                if let Some((me, members)) = members(&p2p).await {
+                    lineage.cut_epochs(me, members, settings.epoch_ops).await;
+                }
+            }
             Some(peer) = done_rx.recv() => {
                 running.remove(&peer);
                 if !again.remove(&peer) {
@@ -85,6 +98,24 @@ async fn live_peers(p2p: &P2pHandle) -> Vec<PeerId> {
         .filter_map(|(m, _)| crate::p2p::peer_of(&m.id.node))
         .filter(|peer| !p2p.faults.is_dropped(peer))
         .collect()
+}
+
+/// This node, and every other member that has not left with whether it is
+/// alive and reachable (for the epoch cut rule).
+async fn members(p2p: &P2pHandle) -> Option<(PeerId, Vec<(PeerId, bool)>)> {
+    let all = p2p.members().await;
+    let (me, others) = all.split_first()?;
+    let me = crate::p2p::peer_of(&me.0.id.node)?;
+    let others = others
+        .iter()
+        .filter(|(m, _)| m.state != MemberState::Left)
+        .filter_map(|(m, _)| {
+            let peer = crate::p2p::peer_of(&m.id.node)?;
+            let alive = m.state == MemberState::Alive && !p2p.faults.is_dropped(&peer);
+            Some((peer, alive))
+        })
+        .collect();
+    Some((me, others))
 }
 
 /// One session per namespace with `peer`.
@@ -222,7 +253,7 @@ mod tests {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    use stemma_protocol::lineage::{NewEntity, Op};
+    use stemma_protocol::lineage::{EntityId, LineageRequest, NewEntity, Op};
 
     use super::*;
     use crate::metrics::Metrics;
@@ -286,6 +317,75 @@ mod tests {
         let op = Op::Upsert(NewEntity::parse("table:sales.orders").unwrap());
         lineage.apply_each("default", vec![op]).await.unwrap();
         lineage
+    }
+
+    /// Runs sync between two nodes' graphs until both are quiet.
+    async fn exchange(a: (&Lineage, PeerId), b: (&Lineage, PeerId)) {
+        for _ in 0..32 {
+            let m1 = a.0.generate_sync(b.1, "default").await;
+            if let Some(m) = &m1 {
+                b.0.receive_sync(a.1, "default", m.clone()).await.unwrap();
+            }
+            let m2 = b.0.generate_sync(a.1, "default").await;
+            if let Some(m) = &m2 {
+                a.0.receive_sync(b.1, "default", m.clone()).await.unwrap();
+            }
+            if m1.is_none() && m2.is_none() {
+                return;
+            }
+        }
+        panic!("no agreement in 32 rounds");
+    }
+
+    #[tokio::test]
+    async fn the_smallest_node_cuts_an_epoch_and_its_peer_moves_keeping_its_later_edit() {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Lineage::open(dir_a.path(), b"a".to_vec(), Arc::new(Metrics::default())).unwrap();
+        let b = Lineage::open(dir_b.path(), b"b".to_vec(), Arc::new(Metrics::default())).unwrap();
+        let (mut pa, mut pb) = (PeerId::random(), PeerId::random());
+        if pb.to_bytes() < pa.to_bytes() {
+            std::mem::swap(&mut pa, &mut pb);
+        }
+        for i in 0..40 {
+            let op = Op::Upsert(NewEntity::parse(&format!("table:t{i}")).unwrap());
+            a.apply_each("default", vec![op]).await.unwrap();
+        }
+        // Not yet in sync with b: no cut.
+        a.cut_epochs(pa, vec![(pb, true)], 10).await;
+        assert_eq!(a.metrics().lineage.epoch.get(), 0);
+        exchange((&a, pa), (&b, pb)).await;
+        let before = a.metrics().lineage.document_bytes.get();
+        // b is not the smallest; a is, once b is in sync and alive.
+        b.cut_epochs(pb, vec![(pa, true)], 10).await;
+        a.cut_epochs(pa, vec![(pb, false)], 10).await;
+        assert_eq!(
+            a.metrics().lineage.epoch.get() + b.metrics().lineage.epoch.get(),
+            0
+        );
+        a.cut_epochs(pa, vec![(pb, true)], 10).await;
+        assert_eq!(a.metrics().lineage.epoch.get(), 1);
+        assert_eq!(a.metrics().lineage.epochs.get(), 1);
+        let after = a.metrics().lineage.document_bytes.get();
+        assert!(after < before, "history dropped: {before} → {after} bytes");
+
+        // b edits before it hears of the cut; it moves and keeps the edit.
+        let late = Op::Upsert(NewEntity::parse("table:late").unwrap());
+        b.apply_each("default", vec![late]).await.unwrap();
+        exchange((&a, pa), (&b, pb)).await;
+        assert_eq!(b.metrics().lineage.epoch.get(), 1);
+        assert_eq!(a.heads("default"), b.heads("default"));
+        let show = LineageRequest::Show {
+            id: EntityId::parse("table:late").unwrap(),
+        };
+        a.request("default".into(), show).await.unwrap();
+
+        // The move is durable.
+        let heads = b.heads("default");
+        drop(b);
+        let reopened =
+            Lineage::open(dir_b.path(), b"b".to_vec(), Arc::new(Metrics::default())).unwrap();
+        assert_eq!(reopened.heads("default"), heads);
+        assert_eq!(reopened.metrics().lineage.epoch.get(), 1);
     }
 
     #[tokio::test]

@@ -9,10 +9,10 @@
 //! **The rule.**
 //!
 //! 1. A proposal is `Epoch { number: current + 1, base }` where `base` is a set
-//!    of heads of the current epoch's history. The node proposes (the node's
-//!    driver decides who: the member with the smallest node id among those
-//!    reachable, once the history has grown past a threshold and every member
-//!    has acknowledged `base` in sync, so nobody is left behind).
+//!    of heads of the current epoch's history. Who proposes and when is the
+//!    rule of `cut.rs`: the member with the smallest node id, once the history
+//!    has grown past a threshold and every member is alive and holds `base`,
+//!    so nobody is left behind.
 //! 2. The epoch document is a *deterministic function of the proposal*: one
 //!    change, made by an actor derived from the proposal's id, at time 0,
 //!    holding the live state at `base` (winners only; removed entities,

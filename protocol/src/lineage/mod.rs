@@ -100,6 +100,7 @@
 //!    deterministically by every node from an agreed cut.
 
 pub mod api;
+mod cut;
 mod document;
 mod edge;
 mod edit;
@@ -117,6 +118,7 @@ mod state;
 mod sync;
 
 pub use api::{ApiError, DEFAULT_NAMESPACE, LineageRequest, Shown, answer};
+pub use cut::CutPeer;
 pub use document::{Committed, DocStats, EntityField, Head, LineageDoc};
 pub use edit::{Edit, Op};
 pub use epoch::Epoch;
@@ -135,4 +137,4 @@ pub use query::{
     RootCause, RootCauseOptions, Statistics, Traversal,
 };
 pub use state::LiveState;
-pub use sync::{PeerSync, SyncHeader};
+pub use sync::{PeerSync, Received, SyncHeader};

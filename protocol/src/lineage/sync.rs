@@ -21,9 +21,12 @@
 use automerge::PatchLog;
 use automerge::sync::{Message, State, SyncDoc};
 
+use automerge::Automerge;
+
 use super::document::{Head, LineageDoc};
 use super::epoch::Epoch;
-use super::error::SyncError;
+use super::error::{EpochError, SyncError};
+use super::model::Millis;
 
 const MAGIC: u8 = b'S';
 const VERSION: u8 = 1;
@@ -63,6 +66,11 @@ impl PeerSync {
         let shared = std::mem::take(&mut self.state.shared_heads);
         self.state = State::new();
         self.state.shared_heads = shared;
+    }
+
+    /// The epoch of the last message exchanged.
+    pub fn epoch(&self) -> &Epoch {
+        &self.epoch
     }
 
     /// The heads both sides are known to have.
@@ -164,7 +172,61 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// What [`LineageDoc::receive_sync`] did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Applied, on the same epoch; whether the document changed.
+    Applied {
+        /// The document gained changes.
+        changed: bool,
+    },
+    /// The message came from a later epoch: the document moved to it (its
+    /// own later edits replayed on top), then applied the message. The
+    /// document was replaced: store it whole.
+    Moved {
+        /// The epoch left.
+        from: Epoch,
+    },
+    /// The peer is on an earlier epoch: nothing applied. Our next message
+    /// moves it.
+    PeerBehind,
+    /// The peer is on a later epoch this document cannot move to (it lacks
+    /// changes of the cut's base): nothing applied, nothing lost.
+    CannotMove(EpochError),
+}
+
 impl LineageDoc {
+    /// Applies a message from `peer` at time `now`, moving to the sender's
+    /// epoch first when it supersedes ours (see [`Received`]). An empty
+    /// document (a new member) moves to any later epoch at once.
+    pub fn receive_sync(
+        &mut self,
+        peer: &mut PeerSync,
+        frame: &[u8],
+        now: Millis,
+    ) -> Result<Received, SyncError> {
+        let (header, _) = SyncHeader::parse(frame)?;
+        if header.namespace != self.namespace() || header.epoch == self.epoch {
+            let changed = self.receive_sync_message(peer, frame)?;
+            return Ok(Received::Applied { changed });
+        }
+        if !header.epoch.supersedes(&self.epoch) {
+            return Ok(Received::PeerBehind);
+        }
+        let next = if self.stats().changes == 0 {
+            let doc = Automerge::new().with_actor(self.doc.get_actor().clone());
+            LineageDoc::from_parts(self.namespace(), doc, header.epoch)
+        } else {
+            match self.adopt_epoch(&header.epoch, now) {
+                Ok(next) => next,
+                Err(e) => return Ok(Received::CannotMove(e)),
+            }
+        };
+        let from = std::mem::replace(self, next).epoch;
+        self.receive_sync_message(peer, frame)?;
+        Ok(Received::Moved { from })
+    }
+
     /// The next message for `peer`, or `None` if there is nothing to say (the
     /// peer is up to date, or a message is in flight).
     pub fn generate_sync_message(&self, peer: &mut PeerSync) -> Option<Vec<u8>> {
