@@ -10,16 +10,19 @@
 //!    left) is alive — a member that is away might hold edits the cut would
 //!    not contain, or miss the base —,
 //! 3. every one of them is on this epoch and known, from the last sync, to hold
-//!    all of this node's heads, and
+//!    the cut's base (this node's heads, or an earlier point they all hold
+//!    while edits keep flowing), and
 //! 4. it has the smallest node id among them, so that the members do not cut
 //!    competing epochs at once.
 //!
 //! Edits made anywhere after the check are not lost: every node replays what
 //! it holds beyond the base onto the epoch when it adopts it.
 
+use std::collections::HashSet;
+
 use automerge::ReadDoc;
 
-use super::document::LineageDoc;
+use super::document::{Head, LineageDoc};
 use super::epoch::Epoch;
 use super::sync::PeerSync;
 
@@ -51,22 +54,45 @@ impl LineageDoc {
     /// `me` is this node's id, `peers` every other member it knows of that
     /// has not left, `after_ops` the threshold (0: never). Cut it with
     /// [`adopt_epoch`](Self::adopt_epoch).
+    ///
+    /// The base is this node's heads if every peer holds them, or else the
+    /// heads some peer shares with us if every other peer holds those: while
+    /// edits keep flowing, the members hold an earlier point in common even
+    /// though never the latest one.
     pub fn epoch_to_cut(&self, me: &[u8], peers: &[CutPeer<'_>], after_ops: u64) -> Option<Epoch> {
         if after_ops == 0 {
             return None;
         }
-        let mut heads = self.heads();
-        heads.sort();
-        let ready = peers.iter().all(|p| {
-            p.alive
-                && me < p.id
-                && p.sync.is_some_and(|s| {
-                    let mut shared = s.shared_heads();
-                    shared.sort();
-                    s.epoch() == self.epoch() && shared == heads
-                })
-        });
-        (ready && self.history_ops() >= after_ops).then(|| self.propose_epoch())
+        let mut shared: Vec<Vec<Head>> = Vec::with_capacity(peers.len());
+        for p in peers {
+            let sync = p.sync.filter(|s| s.epoch() == self.epoch())?;
+            if !p.alive || me >= p.id {
+                return None;
+            }
+            shared.push(sync.shared_heads());
+        }
+        if self.history_ops() < after_ops {
+            return None;
+        }
+        // For each peer, what we know it holds: everything but the changes
+        // after the heads it shares with us.
+        let lacking: Vec<HashSet<Head>> = shared
+            .iter()
+            .map(|heads| {
+                let heads: Vec<_> = heads.iter().map(|h| h.to_hash()).collect();
+                self.doc
+                    .get_changes_meta(&heads)
+                    .into_iter()
+                    .map(|c| Head::from_hash(c.hash))
+                    .collect()
+            })
+            .collect();
+        let base = std::iter::once(self.heads()).chain(shared).find(|base| {
+            !base.is_empty()
+                && base.iter().all(|h| self.has_change(h))
+                && lacking.iter().all(|l| base.iter().all(|h| !l.contains(h)))
+        })?;
+        Some(self.epoch().next(base))
     }
 }
 
@@ -109,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn the_smallest_member_cuts_once_every_member_is_alive_and_holds_its_heads() {
+    fn the_smallest_member_cuts_at_a_point_every_live_member_holds() {
         let mut a = doc(b"a", 20);
         let mut b = LineageDoc::new("default", b"b").unwrap();
         let ab = sync(&mut a, &mut b);
@@ -128,10 +154,28 @@ mod tests {
         assert_eq!(a.epoch_to_cut(b"a", &[peer(false, Some(&ab))], 10), None);
         assert_eq!(a.epoch_to_cut(b"a", &[peer(true, None)], 10), None);
         assert_eq!(a.epoch_to_cut(b"c", &[peer(true, Some(&ab))], 10), None);
-        // A local edit the peer has not seen yet.
+        // Edits the peer has not seen yet: the cut is at the heads both hold,
+        // and adopting it keeps the later edit.
+        let shared = a.heads();
         a.edit(NOW, |tx| tx.upsert(&NewEntity::parse("table:late")?))
             .unwrap();
-        assert_eq!(a.epoch_to_cut(b"a", &[peer(true, Some(&ab))], 10), None);
+        let proposal = a.epoch_to_cut(b"a", &[peer(true, Some(&ab))], 10).unwrap();
+        assert_eq!(proposal.base, shared);
+        let next = a.adopt_epoch(&proposal, NOW).unwrap();
+        assert_eq!(next.index().live_state(), a.index().live_state());
+        // A peer that holds nothing in common: no cut.
+        let mut c = LineageDoc::new("default", b"c").unwrap();
+        let mut other = doc(b"d", 1);
+        let cd = sync(&mut c, &mut other);
+        let stranger = CutPeer {
+            id: b"c",
+            alive: true,
+            sync: Some(&cd),
+        };
+        assert_eq!(
+            a.epoch_to_cut(b"a", &[peer(true, Some(&ab)), stranger], 10),
+            None
+        );
     }
 
     #[test]
