@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use libp2p::PeerId;
 use stemma_protocol::lineage::{
-    self, ApiError, CutPeer, Epoch, LineageDoc, LineageRequest, LoadError, Op, PeerSync, Received,
+    self, ApiError, CutPeer, LineageDoc, LineageRequest, LoadError, Op, PeerSync, Received,
     SyncError, openlineage::StaleRuns,
 };
 use tokio::sync::Notify;
@@ -95,6 +95,8 @@ struct Docs {
     by_namespace: BTreeMap<String, Entry>,
     /// Sync state per peer and namespace.
     peers: HashMap<(PeerId, String), PeerSync>,
+    /// Sync state of the previous epoch with peers still on it.
+    behind: HashMap<(PeerId, String), PeerSync>,
     /// (namespace, epoch) on which a peer's later epoch could not be adopted
     /// (warned once).
     stuck: HashSet<(String, u64)>,
@@ -136,6 +138,10 @@ impl Unlogged {
 struct Entry {
     doc: LineageDoc,
     footprint: Footprint,
+    /// The document of the epoch before, kept in memory after a move until
+    /// every member is on the new one: a member that lacks the new epoch's
+    /// base syncs the old epoch from it first, then moves.
+    previous: Option<LineageDoc>,
 }
 
 impl Lineage {
@@ -160,8 +166,14 @@ impl Lineage {
                 entities = doc.index().entity_count(),
                 "lineage graph loaded"
             );
-            docs.by_namespace
-                .insert(stored.namespace, Entry { doc, footprint });
+            docs.by_namespace.insert(
+                stored.namespace,
+                Entry {
+                    doc,
+                    footprint,
+                    previous: None,
+                },
+            );
         }
         let lineage = Lineage {
             inner: Arc::new(Inner {
@@ -382,8 +394,23 @@ impl Lineage {
         let mut docs = self.lock();
         let docs = &mut *docs;
         let entry = docs.by_namespace.get(namespace)?;
-        let state = docs.peers.entry((peer, namespace.to_string())).or_default();
-        let message = entry.doc.generate_sync_message(state)?;
+        let key = (peer, namespace.to_string());
+        let old = match (docs.behind.get_mut(&key), &entry.previous) {
+            (Some(state), Some(previous)) => previous.generate_sync_message(state),
+            _ => None,
+        };
+        let message = match old {
+            Some(message) => message,
+            None => {
+                // Nothing (more) to say on the previous epoch: a fresh start
+                // on the current one, whose first message moves the peer.
+                if docs.behind.remove(&key).is_some() {
+                    docs.peers.remove(&key);
+                }
+                let state = docs.peers.entry(key).or_default();
+                entry.doc.generate_sync_message(state)?
+            }
+        };
         let m = &self.inner.metrics.lineage;
         m.sync_messages_sent.inc();
         m.sync_sent_bytes.inc_by(message.len() as u64);
@@ -424,20 +451,29 @@ impl Lineage {
                 self.persist(entry)?;
                 self.after_change(docs);
             }
-            Received::Moved { from } => {
-                self.moved(entry, &from, "adopted from a peer")?;
+            Received::Moved { previous } => {
+                self.moved(entry, *previous, "adopted from a peer")?;
                 self.after_change(docs);
             }
             Received::PeerBehind => {
-                tracing::debug!(%peer, namespace, "lineage peer on an earlier epoch");
+                // Let it finish the previous epoch from ours, if we hold it.
+                if let Some(previous) = &mut entry.previous {
+                    let state = docs
+                        .behind
+                        .entry((peer, namespace.to_string()))
+                        .or_default();
+                    let received = previous.receive_sync(state, message, now_millis())?;
+                    tracing::debug!(%peer, namespace, ?received, "lineage peer on an earlier epoch");
+                }
             }
             Received::CannotMove(e) => {
                 let epoch = entry.doc.epoch().number;
                 if docs.stuck.insert((namespace.to_string(), epoch)) {
                     tracing::warn!(
                         %peer, namespace, error = %e,
-                        "a lineage peer is on a later epoch this node cannot move to; \
-                         this node keeps its graph and keeps syncing with the others"
+                        "a lineage peer is on a later epoch this node cannot move to yet; \
+                         it keeps its graph and moves once a peer that still holds the \
+                         previous epoch has synced it"
                     );
                 }
             }
@@ -446,13 +482,11 @@ impl Lineage {
     }
 
     /// Cuts the next epoch of every namespace where this node should (the
-    /// rule: `stemma_protocol::lineage::CutPeer`): `me` is this node,
+    /// rule: `stemma_protocol::lineage::CutPeer`), and lets go of previous
+    /// epochs every member has left behind: `me` is this node,
     /// `members` every other member that has not left and whether it is
     /// alive, `after_ops` the history that warrants a cut (0: never).
     pub async fn cut_epochs(&self, me: PeerId, members: Vec<(PeerId, bool)>, after_ops: u64) {
-        if after_ops == 0 {
-            return;
-        }
         let this = self.clone();
         let cut = tokio::task::spawn_blocking(move || {
             let mut docs = this.lock();
@@ -464,6 +498,17 @@ impl Lineage {
                 .collect();
             let mut cut = false;
             for (namespace, entry) in docs.by_namespace.iter_mut() {
+                // The previous epoch goes once every member spoke on this one.
+                let all_moved = ids.iter().all(|(peer, _, _)| {
+                    let key = (*peer, namespace.clone());
+                    !docs.behind.contains_key(&key)
+                        && docs.peers.get(&key).is_some_and(|s| {
+                            s.epoch() == entry.doc.epoch() && s.their_heads().is_some()
+                        })
+                });
+                if all_moved {
+                    entry.previous = None;
+                }
                 let peers: Vec<CutPeer<'_>> = ids
                     .iter()
                     .map(|(peer, id, alive)| CutPeer {
@@ -475,14 +520,13 @@ impl Lineage {
                 let Some(proposal) = entry.doc.epoch_to_cut(&me, &peers, after_ops) else {
                     continue;
                 };
-                let from = entry.doc.epoch().clone();
                 let result = entry
                     .doc
                     .adopt_epoch(&proposal, now_millis())
                     .map_err(|e| LineageError::Storage(e.to_string()))
                     .and_then(|next| {
-                        entry.doc = next;
-                        this.moved(entry, &from, "cut here")
+                        let previous = std::mem::replace(&mut entry.doc, next);
+                        this.moved(entry, previous, "cut here")
                     });
                 match result {
                     Ok(()) => cut = true,
@@ -499,7 +543,9 @@ impl Lineage {
     /// Forgets the sync state with `peer` (after a failed session, or when it
     /// restarted), so the next session starts from scratch.
     pub fn reset_peer(&self, peer: PeerId) {
-        self.lock().peers.retain(|(p, _), _| *p != peer);
+        let mut docs = self.lock();
+        docs.peers.retain(|(p, _), _| *p != peer);
+        docs.behind.retain(|(p, _), _| *p != peer);
     }
 
     /// Waits until some document gained changes.
@@ -542,6 +588,7 @@ impl Lineage {
                 Entry {
                     doc,
                     footprint: Footprint::default(),
+                    previous: None,
                 },
             );
         }
@@ -550,15 +597,23 @@ impl Lineage {
             .expect("inserted just above"))
     }
 
-    /// After `entry` moved to a new epoch from `from`: stores the new
-    /// document whole (its history replaces the old one).
-    fn moved(&self, entry: &mut Entry, from: &Epoch, how: &str) -> Result<(), LineageError> {
+    /// After `entry` moved to a new epoch from `previous`: stores the new
+    /// document whole (its history replaces the old one) and keeps the old
+    /// one in memory for members still on it.
+    fn moved(
+        &self,
+        entry: &mut Entry,
+        previous: LineageDoc,
+        how: &str,
+    ) -> Result<(), LineageError> {
         entry.footprint = self
             .inner
             .store
             .snapshot(&mut entry.doc)
             .map_err(|e| LineageError::Storage(e.to_string()))?;
         self.inner.metrics.lineage.epochs.inc();
+        let from = previous.epoch().clone();
+        entry.previous = Some(previous);
         tracing::info!(
             namespace = entry.doc.namespace(),
             from = %from,

@@ -389,6 +389,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_member_that_lacks_the_cut_syncs_the_previous_epoch_first_then_moves() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let open = |i: usize| {
+            Lineage::open(
+                dirs[i].path(),
+                vec![b'a' + i as u8],
+                Arc::new(Metrics::default()),
+            )
+            .unwrap()
+        };
+        let (a, b, c) = (open(0), open(1), open(2));
+        let mut ids = [PeerId::random(), PeerId::random(), PeerId::random()];
+        ids.sort_by_key(|p| p.to_bytes());
+        let [pa, pb, pc] = ids;
+        let upsert = |name: &str| Op::Upsert(NewEntity::parse(name).unwrap());
+        for i in 0..30 {
+            a.apply_each("default", vec![upsert(&format!("table:t{i}"))])
+                .await
+                .unwrap();
+        }
+        exchange((&a, pa), (&c, pc)).await;
+        // c falls behind; a cuts without knowing of it (membership views
+        // disagreed), at heads only b holds.
+        a.apply_each("default", vec![upsert("table:after_c_left")])
+            .await
+            .unwrap();
+        exchange((&a, pa), (&b, pb)).await;
+        a.cut_epochs(pa, vec![(pb, true)], 10).await;
+        assert_eq!(a.metrics().lineage.epoch.get(), 1);
+        c.apply_each("default", vec![upsert("table:offline_on_c")])
+            .await
+            .unwrap();
+
+        exchange((&a, pa), (&c, pc)).await;
+        assert_eq!(c.metrics().lineage.epoch.get(), 1, "c moved");
+        assert_eq!(a.heads("default"), c.heads("default"));
+        for entity in ["table:offline_on_c", "table:after_c_left"] {
+            for node in [&a, &c] {
+                let id = EntityId::parse(entity).unwrap();
+                let show = LineageRequest::Show { id };
+                node.request("default".into(), show).await.unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn a_malformed_sync_message_is_an_error_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let lineage = graph_with_one_edit(dir.path()).await;

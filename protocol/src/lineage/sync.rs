@@ -173,7 +173,7 @@ impl<'a> Reader<'a> {
 }
 
 /// What [`LineageDoc::receive_sync`] did with a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Received {
     /// Applied, on the same epoch; whether the document changed.
     Applied {
@@ -184,8 +184,8 @@ pub enum Received {
     /// own later edits replayed on top), then applied the message. The
     /// document was replaced: store it whole.
     Moved {
-        /// The epoch left.
-        from: Epoch,
+        /// The document of the epoch left (to keep for members still on it).
+        previous: Box<LineageDoc>,
     },
     /// The peer is on an earlier epoch: nothing applied. Our next message
     /// moves it.
@@ -222,9 +222,9 @@ impl LineageDoc {
                 Err(e) => return Ok(Received::CannotMove(e)),
             }
         };
-        let from = std::mem::replace(self, next).epoch;
+        let previous = Box::new(std::mem::replace(self, next));
         self.receive_sync_message(peer, frame)?;
-        Ok(Received::Moved { from })
+        Ok(Received::Moved { previous })
     }
 
     /// The next message for `peer`, or `None` if there is nothing to say (the
