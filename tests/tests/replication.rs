@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rand::{RngCore, SeedableRng};
 use stemma_client::{ObjectPath, PutOptions};
+use stemma_protocol::membership::NodeId;
 use stemma_protocol::placement::Layout;
 use stemma_protocol::{ChunkId, ChunkSize};
 use stemma_tests::{
@@ -676,12 +677,30 @@ async fn a_key_written_on_both_sides_of_a_cut_settles_on_the_later_write_everywh
     let layout = expected_layout(&all, &zones)?;
     let loser = ChunkId::of(b"written on side A").to_string();
     let winner = ChunkId::of(b"written on side B, later");
-    let took = wait_for(
+    let collected = wait_for(
         "the losing write's chunk is collected everywhere",
         Duration::from_secs(60),
         || async { Ok(!holders(&all)?.contains_key(&loser)) },
     )
-    .await?;
+    .await;
+    if collected.is_err() {
+        // Say where it stayed, for whoever investigates.
+        let owners = layout.replicas(
+            layout
+                .partitions()
+                .of_chunk(&ChunkId::of(b"written on side A")),
+        );
+        for i in holders(&all)?.remove(&loser).unwrap_or_default() {
+            let id: NodeId = all[i].info.node_id.parse()?;
+            eprintln!(
+                "node {i} still holds the losing chunk (an owner: {}; gc {} chunks, {} handed off)",
+                owners.contains(&id),
+                all[i].metric("stemma_gc_chunks_total")?,
+                all[i].metric("stemma_replication_handoff_chunks_total")?,
+            );
+        }
+    }
+    let took = collected?;
     eprintln!(
         "the losing write's chunk was collected everywhere {took:?} after every node read the winner"
     );

@@ -482,7 +482,7 @@ impl Lineage {
     }
 
     /// Cuts the next epoch of every namespace where this node should (the
-    /// rule: `stemma_protocol::lineage::CutPeer`), and lets go of previous
+    /// rule: `LineageDoc::epoch_to_cut`), and lets go of previous
     /// epochs every member has left behind: `me` is this node,
     /// `members` every other member that has not left and whether it is
     /// alive, `after_ops` the history that warrants a cut (0: never).
