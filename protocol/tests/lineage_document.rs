@@ -449,7 +449,18 @@ fn sync_moves_a_peer_to_a_later_epoch_with_its_later_edits() {
     assert_eq!(a.heads(), b.heads());
     assert!(a.index().entity(&id("table:after_cut")).is_some());
 
-    // A new member's empty document moves at once and fills.
+    // A new member's empty document moves at once and fills, even after a
+    // peer sent it a bogus later epoch.
+    let mut forged = a.generate_sync_message(&mut PeerSync::new()).unwrap();
+    let at = 3 + "default".len();
+    forged[at..at + 8].copy_from_slice(&9u64.to_be_bytes());
+    assert!(matches!(
+        fresh
+            .receive_sync(&mut PeerSync::new(), &forged, NOW)
+            .unwrap(),
+        Received::Moved { .. }
+    ));
+    assert_eq!(fresh.epoch().number, 9);
     let (_, at_fresh) = sync_moving(&mut a, &mut fresh);
     assert!(matches!(at_fresh[0], Received::Moved { .. }));
     assert_eq!(fresh.heads(), a.heads());

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use rand::{RngCore, SeedableRng};
 use stemma_client::{ObjectPath, PutOptions};
 use stemma_protocol::membership::NodeId;
+use stemma_protocol::placement::Layout;
 use stemma_protocol::{ChunkId, ChunkSize};
 use stemma_tests::{
     TestNode, chunks_on_owners, chunks_only_on_owners, expected_layout, held_chunks, wait_for,
@@ -130,6 +131,23 @@ fn copied_bytes(nodes: &[&TestNode]) -> anyhow::Result<f64> {
 /// Bytes of chunk copies a node dropped by hand-off.
 const HANDOFF_BYTES: &str = "stemma_replication_handoff_bytes_total";
 
+/// Waits until every chunk is on its owners only (the others handed their
+/// copies off); returns the bytes handed off since the sum was `before`.
+async fn handed_off(
+    all: &[&TestNode],
+    layout: &Layout,
+    chunks: &BTreeSet<ChunkId>,
+    before: f64,
+) -> anyhow::Result<f64> {
+    wait_for(
+        "only owners hold chunks",
+        Duration::from_secs(600),
+        || async { chunks_only_on_owners(all, layout, chunks) },
+    )
+    .await?;
+    Ok(metric_sum(all, HANDOFF_BYTES)? - before)
+}
+
 /// A metric summed over `nodes`.
 fn metric_sum(nodes: &[&TestNode], name: &str) -> anyhow::Result<f64> {
     let mut sum = 0.0;
@@ -225,13 +243,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     // The survivors stood in for the lost node; now they hand those copies off.
     let settled = Instant::now();
-    wait_for(
-        "the stand-ins handed off",
-        Duration::from_secs(600),
-        || async { chunks_only_on_owners(&all, &layout, &chunks) },
-    )
-    .await?;
-    let handed = metric_sum(&all, HANDOFF_BYTES)? - handed_before;
+    let handed = handed_off(&all, &layout, &chunks, handed_before).await?;
     println!(
         "hand-off after the node came back: {:.0} MiB of copies dropped, done {:.1} s after every owner held its chunks",
         handed / MIB as f64,
@@ -269,13 +281,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The nodes whose partitions moved to the new one hand their copies
     // off: every chunk ends on its three owners only.
-    wait_for(
-        "only owners hold chunks",
-        Duration::from_secs(600),
-        || async { chunks_only_on_owners(&all, &layout, &chunks) },
-    )
-    .await?;
-    let handed = metric_sum(&all, HANDOFF_BYTES)? - handed_before;
+    let handed = handed_off(&all, &layout, &chunks, handed_before).await?;
     println!(
         "hand-off after the join: {:.0} MiB of copies dropped by the old owners, done {:.1} s after the join",
         handed / MIB as f64,

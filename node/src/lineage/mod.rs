@@ -498,15 +498,15 @@ impl Lineage {
                 .collect();
             let mut cut = false;
             for (namespace, entry) in docs.by_namespace.iter_mut() {
-                // The previous epoch goes once every member spoke on this one.
-                let all_moved = ids.iter().all(|(peer, _, _)| {
+                // The previous epoch goes once every member spoke on this one
+                // (and none is still syncing the previous one).
+                let current = ids.iter().map(|(peer, _, _)| {
                     let key = (*peer, namespace.clone());
-                    !docs.behind.contains_key(&key)
-                        && docs.peers.get(&key).is_some_and(|s| {
-                            s.epoch() == entry.doc.epoch() && s.their_heads().is_some()
-                        })
+                    docs.peers
+                        .get(&key)
+                        .filter(|_| !docs.behind.contains_key(&key))
                 });
-                if all_moved {
+                if entry.doc.all_moved(current) {
                     entry.previous = None;
                 }
                 let peers: Vec<CutPeer<'_>> = ids

@@ -94,6 +94,15 @@ impl LineageDoc {
         })?;
         Some(self.epoch().next(base))
     }
+
+    /// Whether every peer has spoken to us on this document's epoch (`None`:
+    /// a peer we have no current sync with), so that nobody needs the previous
+    /// epoch's document any more.
+    pub fn all_moved<'a>(&self, peers: impl IntoIterator<Item = Option<&'a PeerSync>>) -> bool {
+        peers
+            .into_iter()
+            .all(|s| s.is_some_and(|s| s.epoch() == self.epoch() && s.their_heads().is_some()))
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +185,24 @@ mod tests {
             a.epoch_to_cut(b"a", &[peer(true, Some(&ab)), stranger], 10),
             None
         );
+    }
+
+    #[test]
+    fn the_previous_epoch_is_needed_until_every_peer_spoke_on_the_new_one() {
+        let mut a = doc(b"a", 5);
+        let mut b = LineageDoc::new("default", b"b").unwrap();
+        let ab = sync(&mut a, &mut b);
+        assert!(a.all_moved([Some(&ab)]));
+        assert!(!a.all_moved([Some(&ab), None]));
+        assert!(!a.all_moved([Some(&PeerSync::new())]));
+        let mut next = a.adopt_epoch(&a.propose_epoch(), NOW).unwrap();
+        assert!(
+            !next.all_moved([Some(&ab)]),
+            "b spoke on the old epoch only"
+        );
+        let mut b = b.adopt_epoch(next.epoch(), NOW).unwrap();
+        let ab = sync(&mut next, &mut b);
+        assert!(next.all_moved([Some(&ab)]));
     }
 
     #[test]

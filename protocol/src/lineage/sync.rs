@@ -210,10 +210,13 @@ impl LineageDoc {
             let changed = self.receive_sync_message(peer, frame)?;
             return Ok(Received::Applied { changed });
         }
-        if !header.epoch.supersedes(&self.epoch) {
+        // An empty document holds nothing to lose: it follows any peer, so a
+        // bogus epoch from one peer cannot keep it from the others.
+        let empty = self.stats().changes == 0;
+        if !empty && !header.epoch.supersedes(&self.epoch) {
             return Ok(Received::PeerBehind);
         }
-        let next = if self.stats().changes == 0 {
+        let next = if empty {
             let doc = Automerge::new().with_actor(self.doc.get_actor().clone());
             LineageDoc::from_parts(self.namespace(), doc, header.epoch)
         } else {
