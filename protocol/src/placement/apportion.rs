@@ -36,6 +36,19 @@ impl PartialOrd for Claim {
     }
 }
 
+/// Each node's share, and where a tie decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Shares {
+    /// Slots per node.
+    pub held: Vec<u64>,
+    /// The node's last slot tied with the last slot given: another node in
+    /// the tie could have had it instead.
+    pub may_lose: Vec<bool>,
+    /// The node's next claim tied with the last slot given: it could have had
+    /// that slot instead.
+    pub may_gain: Vec<bool>,
+}
+
 /// Shares of `total` slots among nodes of `capacities` (all above zero), node
 /// `i` in zone `zones[i]`, with at most `node_cap` slots per node and
 /// `zone_caps[z]` per zone. The caps must leave room for `total` slots.
@@ -45,7 +58,7 @@ pub(crate) fn apportion(
     zone_caps: &[u64],
     node_cap: u64,
     total: u64,
-) -> Vec<u64> {
+) -> Shares {
     let mut held = vec![0u64; capacities.len()];
     let mut zone_held = vec![0u64; zone_caps.len()];
     let mut heap: BinaryHeap<Claim> = capacities
@@ -58,6 +71,8 @@ pub(crate) fn apportion(
         })
         .collect();
     let mut given = 0;
+    // The claim that won the last slot: (capacity, divisor).
+    let mut last = None;
     while given < total {
         let Some(claim) = heap.pop() else {
             debug_assert!(false, "caps leave room for every slot");
@@ -70,12 +85,33 @@ pub(crate) fn apportion(
         held[node] += 1;
         zone_held[zones[node]] += 1;
         given += 1;
+        last = Some((claim.capacity, claim.divisor));
         heap.push(Claim {
             divisor: 2 * held[node] + 1,
             ..claim
         });
     }
-    held
+    // capacity / divisor equal to the last winning claim, compared exactly.
+    let ties = |capacity: u64, divisor: u64| {
+        last.is_some_and(|(c, d): (u64, u64)| {
+            u128::from(capacity) * u128::from(d) == u128::from(c) * u128::from(divisor)
+        })
+    };
+    let may_lose = (0..held.len())
+        .map(|n| held[n] > 0 && ties(capacities[n], 2 * held[n] - 1))
+        .collect();
+    let may_gain = (0..held.len())
+        .map(|n| {
+            held[n] < node_cap
+                && zone_held[zones[n]] < zone_caps[zones[n]]
+                && ties(capacities[n], 2 * held[n] + 1)
+        })
+        .collect();
+    Shares {
+        held,
+        may_lose,
+        may_gain,
+    }
 }
 
 #[cfg(test)]
@@ -85,25 +121,32 @@ mod tests {
     #[test]
     fn equal_capacities_get_equal_shares_within_one() {
         let shares = apportion(&[1; 7], &[0; 7], &[1000], 1000, 100);
-        assert_eq!(shares.iter().sum::<u64>(), 100);
-        assert!(shares.iter().all(|&s| s == 14 || s == 15), "{shares:?}");
-        // The extra slots go to the lowest ids.
-        assert_eq!(shares, vec![15, 15, 14, 14, 14, 14, 14]);
+        assert_eq!(shares.held.iter().sum::<u64>(), 100);
+        // The extra slots go to the lowest ids, by a tie any node could have won.
+        assert_eq!(shares.held, vec![15, 15, 14, 14, 14, 14, 14]);
+        assert_eq!(
+            shares.may_lose,
+            [true, true, false, false, false, false, false]
+        );
+        assert_eq!(
+            shares.may_gain,
+            [false, false, true, true, true, true, true]
+        );
     }
 
     #[test]
     fn shares_follow_capacity() {
         let shares = apportion(&[1, 2, 3, 4], &[0, 1, 2, 3], &[1000; 4], 1000, 100);
-        assert_eq!(shares, vec![10, 20, 30, 40]);
+        assert_eq!(shares.held, vec![10, 20, 30, 40]);
     }
 
     #[test]
     fn caps_push_the_rest_to_the_others() {
         // Node 0 would get 90 but holds at most 50.
         let shares = apportion(&[9, 1], &[0, 1], &[1000, 1000], 50, 100);
-        assert_eq!(shares, vec![50, 50]);
+        assert_eq!(shares.held, vec![50, 50]);
         // Zone 0 (nodes 0 and 1) may hold at most 40 in all.
         let shares = apportion(&[5, 5, 1, 1], &[0, 0, 1, 1], &[40, 1000], 1000, 100);
-        assert_eq!(shares, vec![20, 20, 30, 30]);
+        assert_eq!(shares.held, vec![20, 20, 30, 30]);
     }
 }

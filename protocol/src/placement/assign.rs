@@ -9,10 +9,12 @@
 //!    hash; if none is eligible, an augmenting path through the slots filled
 //!    earlier lets one of them take it and pass its slot on, until a node
 //!    below target takes the last one.
-//! 4. While a node is above its target and another below, one replica moves
+//! 4. Where a tie in the apportionment decided two nodes' targets, one above
+//!    its target and one below swap outcomes instead of moving a replica.
+//! 5. While a node is above its target and another below, one replica moves
 //!    from the first to the second, in a partition where the zone rule allows.
 //!
-//! Step 4 is where a join's moves happen and step 3 where a leave's do; each
+//! Step 5 is where a join's moves happen and step 3 where a leave's do; each
 //! move brings one node one step closer to its target, so the number of moves
 //! is the minimum the new targets require unless the zone rule blocks a move.
 //! Ties are broken by a hash of (partition, node): deterministic, and spread,
@@ -41,6 +43,9 @@ struct Assigner {
     /// The most replicas of one partition a zone may hold.
     quota: Vec<usize>,
     target: Vec<u64>,
+    /// Targets a tie in the apportionment decided (see `apportion::Shares`).
+    may_lose: Vec<bool>,
+    may_gain: Vec<bool>,
     count: Vec<u64>,
     slots: Slots,
 }
@@ -81,7 +86,7 @@ pub(crate) fn assign(
 
     let capacities: Vec<u64> = eligible.iter().map(|n| n.capacity).collect();
     let zone_caps: Vec<u64> = quota.iter().map(|&q| (q * partitions) as u64).collect();
-    let target = apportion(
+    let shares = apportion(
         &capacities,
         &zone,
         &zone_caps,
@@ -98,13 +103,16 @@ pub(crate) fn assign(
         keys,
         zone,
         quota,
-        target,
+        target: shares.held,
+        may_lose: shares.may_lose,
+        may_gain: shares.may_gain,
     };
     if let Some(previous) = previous {
         assigner.keep(previous);
     }
     assigner.enforce_zone_quota();
     assigner.fill();
+    assigner.retarget();
     assigner.rebalance();
     Ok(assigner.finish())
 }
@@ -305,6 +313,26 @@ impl Assigner {
             at = before;
         }
         self.put(p, slot, taker);
+    }
+
+    /// Where a tie in the apportionment decided targets, the other outcome
+    /// is as fair: a node one above its target that could have won the tie
+    /// keeps its extra replica, and a node one below that could have lost
+    /// it lowers its target. Each such pair saves a move — the slots the
+    /// fill had to give a node at its target (the zone rule left no other)
+    /// stay where they are.
+    fn retarget(&mut self) {
+        let n = self.nodes.len();
+        let over: Vec<usize> = (0..n)
+            .filter(|&i| self.surplus(i) == 1 && self.may_gain[i])
+            .collect();
+        let under: Vec<usize> = (0..n)
+            .filter(|&i| self.surplus(i) == -1 && self.may_lose[i])
+            .collect();
+        for (o, u) in over.into_iter().zip(under) {
+            self.target[o] += 1;
+            self.target[u] -= 1;
+        }
     }
 
     /// Moves replicas from nodes above target to nodes below, one at a time,
