@@ -22,7 +22,8 @@
 //! cargo bench -p stemma-tests --bench replication
 //! ```
 //!
-//! `STEMMA_BENCH_PUT_MIB` (default 512) sets the data of part 1. It only prints.
+//! `STEMMA_BENCH_PUT_MIB` (default 512) sets the data of part 1;
+//! `STEMMA_BENCH_PARTS=1` stops after part 1. It only prints.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -184,6 +185,9 @@ async fn main() -> anyhow::Result<()> {
         "  3 nodes, RF = 3:   put {rf3_put:7.1} MB/s   get {rf3_get:7.1} MB/s   (put {:.1} % of one node's; goal >= 40 %)",
         100.0 * rf3_put / single_put
     );
+    if std::env::var("STEMMA_BENCH_PARTS").is_ok_and(|parts| parts == "1") {
+        return Ok(());
+    }
 
     // 2. Five nodes hold node_mib each (total logical data node_mib × 5 / 3);
     // one is killed.

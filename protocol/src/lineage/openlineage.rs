@@ -112,6 +112,7 @@ mod parse;
 mod sql;
 mod stale_runs;
 mod time;
+mod tree;
 
 use serde::{Deserialize, Serialize};
 

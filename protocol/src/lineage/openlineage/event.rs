@@ -4,13 +4,13 @@
 //! record; facets are read leniently elsewhere.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::error::EventError;
 use super::facets::Facets;
 use super::json::{Obj, Warnings};
 use super::naming;
 use super::time::{self, Timestamp};
+use super::tree::Json;
 use crate::lineage::model::{EntityKind, NewEntity, RunStatus};
 
 /// The three kinds of OpenLineage event.
@@ -64,7 +64,7 @@ pub(super) struct Event<'a> {
 const EVENT_TYPES: [&str; 6] = ["START", "RUNNING", "COMPLETE", "FAIL", "ABORT", "OTHER"];
 
 /// Reads the event in `value`.
-pub(super) fn read<'a>(value: &'a Value, w: &mut Warnings) -> Result<Event<'a>, EventError> {
+pub(super) fn read<'a>(value: &'a Json<'a>, w: &mut Warnings) -> Result<Event<'a>, EventError> {
     let root = Obj::new(value, "").map_err(|_| EventError::WrongType {
         field: "(the event)".into(),
         expected: "an object".into(),

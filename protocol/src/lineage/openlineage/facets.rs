@@ -7,9 +7,8 @@
 //! marked `"_deleted": true` are treated as absent. Facets not listed here
 //! are ignored.
 
-use serde_json::Value;
-
 use super::json::{Obj, Warnings};
+use super::tree::Json;
 
 /// The facets read below; parsing skips every other one.
 pub(super) const READ_FACETS: [&str; 8] = [
@@ -36,7 +35,7 @@ impl<'a> Facets<'a> {
     /// The facet `name`, if present, an object, and not deleted.
     pub(super) fn get(&self, name: &str, w: &mut Warnings) -> Option<Obj<'a>> {
         let facet = w.ok(self.0.as_ref()?.opt_obj(name))??;
-        let deleted = matches!(facet.get("_deleted"), Some(Value::Bool(true)));
+        let deleted = matches!(facet.get("_deleted"), Some(Json::Bool(true)));
         (!deleted).then_some(facet)
     }
 }
@@ -173,7 +172,7 @@ pub(super) fn column_lineage(facets: &Facets<'_>, w: &mut Warnings) -> Option<Ve
                 .map(|s| w.clip(&spec.field(key), s))
         };
         out.push(ColumnFlow {
-            field: field.clone(),
+            field: field.to_owned(),
             inputs,
             legacy_type: text(w, "transformationType"),
             description: text(w, "transformationDescription"),
@@ -198,7 +197,7 @@ fn input_field(input: &Obj<'_>, w: &mut Warnings) -> Option<InputField> {
             (true, true) => continue,
         };
         transformations.push(label.to_ascii_uppercase());
-        masking |= matches!(t.get("masking"), Some(Value::Bool(true)));
+        masking |= matches!(t.get("masking"), Some(Json::Bool(true)));
     }
     Some(InputField {
         namespace: namespace.to_owned(),

@@ -7,35 +7,34 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value};
-
 use super::error::EventError;
+use super::tree::{Entries, Json};
 
 /// The JSON type of `v`, with its article, for messages.
-pub(super) fn type_name(v: &Value) -> &'static str {
+pub(super) fn type_name(v: &Json<'_>) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
 /// A JSON object and where it is in the event.
 #[derive(Debug, Clone)]
 pub(super) struct Obj<'a> {
-    map: &'a Map<String, Value>,
+    map: &'a Entries<'a>,
     path: String,
 }
 
 impl<'a> Obj<'a> {
     /// `value` as the object at `path`.
-    pub(super) fn new(value: &'a Value, path: impl Into<String>) -> Result<Self, EventError> {
+    pub(super) fn new(value: &'a Json<'a>, path: impl Into<String>) -> Result<Self, EventError> {
         let path = path.into();
         match value {
-            Value::Object(map) => Ok(Self { map, path }),
+            Json::Object(map) => Ok(Self { map, path }),
             other => Err(wrong_type(path, "an object", other)),
         }
     }
@@ -55,8 +54,8 @@ impl<'a> Obj<'a> {
     }
 
     /// The value of `key`, `None` if absent or `null`.
-    pub(super) fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|v| !v.is_null())
+    pub(super) fn get(&self, key: &str) -> Option<&'a Json<'a>> {
+        self.map.get(key).filter(|v| **v != Json::Null)
     }
 
     /// Whether `key` is present and not `null`.
@@ -64,9 +63,12 @@ impl<'a> Obj<'a> {
         self.get(key).is_some()
     }
 
-    /// The entries, in document order.
-    pub(super) fn entries(&self) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
-        self.map.iter().filter(|(_, v)| !v.is_null())
+    /// The entries, sorted by key.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (&'a str, &'a Json<'a>)> + 'a {
+        self.map
+            .sorted()
+            .into_iter()
+            .filter(|(_, v)| **v != Json::Null)
     }
 
     /// A string field that must be present and not blank; returned trimmed.
@@ -84,7 +86,7 @@ impl<'a> Obj<'a> {
     pub(super) fn opt_str(&self, key: &str) -> Result<Option<&'a str>, EventError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.trim())),
+            Some(Json::String(s)) => Ok(Some(s.trim())),
             Some(other) => Err(wrong_type(self.field(key), "a string", other)),
         }
     }
@@ -104,10 +106,10 @@ impl<'a> Obj<'a> {
     }
 
     /// An optional array field; absent reads as empty.
-    pub(super) fn opt_array(&self, key: &str) -> Result<&'a [Value], EventError> {
+    pub(super) fn opt_array(&self, key: &str) -> Result<&'a [Json<'a>], EventError> {
         match self.get(key) {
             None => Ok(&[]),
-            Some(Value::Array(items)) => Ok(items),
+            Some(Json::Array(items)) => Ok(items),
             Some(other) => Err(wrong_type(self.field(key), "an array", other)),
         }
     }
@@ -126,7 +128,7 @@ impl<'a> Obj<'a> {
     pub(super) fn opt_u64(&self, key: &str) -> Result<Option<u64>, EventError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => match n.as_u64() {
+            Some(Json::Number(n)) => match n.as_u64() {
                 Some(v) => Ok(Some(v)),
                 None => Err(EventError::invalid(
                     self.field(key),
@@ -139,7 +141,7 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn wrong_type(field: String, expected: &str, found: &Value) -> EventError {
+fn wrong_type(field: String, expected: &str, found: &Json<'_>) -> EventError {
     EventError::WrongType {
         field,
         expected: expected.into(),

@@ -1,4 +1,5 @@
-//! Parsing an event's bytes into a JSON tree without the facets nobody reads.
+//! Parsing an event's bytes into a tree ([`Json`]) without the facets nobody
+//! reads.
 //!
 //! Producers attach facets the mapping never looks at, and they can be most
 //! of an event: a Spark event's logical plan, an Airflow task's whole
@@ -6,18 +7,20 @@
 //! instead of built into a tree and dropped again, which was about half the
 //! cost of mapping an event.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Number;
 
 use super::facets::READ_FACETS;
+use super::tree::{Entries, Json};
 
 /// The keys whose objects hold facets.
 const FACET_MAPS: [&str; 3] = ["facets", "inputFacets", "outputFacets"];
 
 /// `json` as a tree, without the facets not in [`READ_FACETS`].
-pub(super) fn event_tree(json: &[u8]) -> Result<Value, serde_json::Error> {
+pub(super) fn event_tree(json: &[u8]) -> Result<Json<'_>, serde_json::Error> {
     let mut parser = serde_json::Deserializer::from_slice(json);
     let value = Pruned { facets: false }.deserialize(&mut parser)?;
     parser.end()?;
@@ -31,73 +34,112 @@ struct Pruned {
 }
 
 impl<'de> DeserializeSeed<'de> for Pruned {
-    type Value = Value;
+    type Value = Json<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json<'de>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Pruned {
-    type Value = Value;
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Bool(v))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(v.into()))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(v.into()))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_f64<E>(self, v: f64) -> Result<Json<'de>, E> {
+        // As serde_json's tree: a number it cannot hold reads as null.
+        Ok(Number::from_f64(v).map_or(Json::Null, Json::Number))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Borrowed(v)))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v.to_owned())))
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_string<E>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v)))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
         while let Some(item) = seq.next_element_seed(Pruned { facets: false })? {
             items.push(item);
         }
-        Ok(Value::Array(items))
+        Ok(Json::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if self.facets && !READ_FACETS.contains(&key.as_str()) {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let mut object = Entries::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            if self.facets && !READ_FACETS.contains(&key.as_ref()) {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            let facets = FACET_MAPS.contains(&key.as_str());
-            object.insert(key, map.next_value_seed(Pruned { facets })?);
+            let facets = FACET_MAPS.contains(&key.as_ref());
+            let value = map.next_value_seed(Pruned { facets })?;
+            object.push(key, value);
         }
-        Ok(Value::Object(object))
+        Ok(Json::Object(object))
+    }
+}
+
+/// An object key, borrowed from the input when it holds no escapes (serde's
+/// own `Cow<str>` always copies).
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use serde_json::Value;
 
     use super::*;
 
@@ -108,7 +150,7 @@ mod tests {
             "outputs": [{"name": "t", "facets": {"schema": {"fields": []}, "x": 1},
                 "outputFacets": {"outputStatistics": {"rowCount": 3}, "y": {}}}],
             "n": -1.5, "ok": true, "none": null}"#;
-        let pruned = event_tree(json).unwrap();
+        let pruned = event_tree(json).unwrap().to_value();
         let mut full: Value = serde_json::from_slice(json).unwrap();
         full["run"]["facets"]
             .as_object_mut()
@@ -148,7 +190,7 @@ mod tests {
         let corpus = include_str!("../../../tests/corpora/openlineage/all-events.jsonl");
         let mut skipped = 0;
         for line in corpus.lines().filter(|l| !l.trim().is_empty()) {
-            let pruned = event_tree(line.as_bytes()).unwrap();
+            let pruned = event_tree(line.as_bytes()).unwrap().to_value();
             let mut full: Value = serde_json::from_str(line).unwrap();
             let full_len = full.to_string().len();
             without_unread_facets(&mut full, false);
@@ -173,7 +215,7 @@ mod tests {
             Just("schema".to_string()),
             Just("sql".to_string()),
             Just("spark.logicalPlan".to_string()),
-            "[a-z]{1,3}",
+            "[a-z\"\\\\]{1,3}",
         ];
         leaf.prop_recursive(5, 64, 5, move |inner| {
             prop_oneof![
@@ -187,7 +229,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_json_parses_to_the_full_tree_less_the_unread_facets(value in any_json()) {
-            let pruned = event_tree(value.to_string().as_bytes()).unwrap();
+            let pruned = event_tree(value.to_string().as_bytes()).unwrap().to_value();
             let mut full = value;
             without_unread_facets(&mut full, false);
             prop_assert_eq!(pruned, full);
@@ -208,7 +250,7 @@ mod tests {
         // Skipped: checked without recursion, and dropped.
         let skipped = format!(r#"{{"run": {{"facets": {{"spark.logicalPlan": {deep}}}}}}}"#);
         assert_eq!(
-            event_tree(skipped.as_bytes()).unwrap(),
+            event_tree(skipped.as_bytes()).unwrap().to_value(),
             serde_json::json!({"run": {"facets": {}}})
         );
         let unbalanced = format!(
@@ -216,6 +258,13 @@ mod tests {
             "[".repeat(100_000)
         );
         assert!(event_tree(unbalanced.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_key_written_twice_keeps_its_last_value_as_in_serde_json() {
+        let json = br#"{"a": 1, "b": {"c": "\u0041", "c": "x"}, "a": [2]}"#;
+        let full: Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(event_tree(json).unwrap().to_value(), full);
     }
 
     #[test]
