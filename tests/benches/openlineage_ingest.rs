@@ -13,9 +13,12 @@
 //! connection per event (`Connection: close`), and persistent connections
 //! (HTTP/1.1 keep-alive, as an HTTP client with a connection pool sends).
 //!
-//! `STEMMA_BENCH_EVENTS` (default 20,000 per behaviour) and
-//! `STEMMA_BENCH_CLIENTS` (default 32 clients, one HTTP request at a time
-//! each) change the load. It only prints.
+//! Each client has one HTTP request in flight. The node applies whatever
+//! events wait as one group, so the rate depends on how many clients send
+//! at once: the keep-alive phase runs once per count in
+//! `STEMMA_BENCH_CLIENTS` (default `32,128`; the connection-per-event phase
+//! uses the first). `STEMMA_BENCH_EVENTS` (default 20,000 per phase) sets
+//! the events. It only prints.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,7 +64,16 @@ fn events(n: usize) -> anyhow::Result<Vec<String>> {
 
 fn main() -> anyhow::Result<()> {
     let n = env_or("STEMMA_BENCH_EVENTS", 20_000);
-    let clients = env_or("STEMMA_BENCH_CLIENTS", 32);
+    let counts: Vec<usize> = std::env::var("STEMMA_BENCH_CLIENTS")
+        .unwrap_or_else(|_| "32,128".into())
+        .split(',')
+        .map(|c| {
+            c.trim()
+                .parse()
+                .context("STEMMA_BENCH_CLIENTS: e.g. 32,128")
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let clients = counts[0];
     let events = events(n)?;
     println!("binary {}", stemma_tests::stemma_bin().display());
 
@@ -79,13 +91,16 @@ fn main() -> anyhow::Result<()> {
     let node = TestNode::start(&[])?;
     let closing = rate(&node, events.clone(), clients, Connection::PerEvent)?;
     println!("node, {clients} HTTP clients, a connection per event: {closing}");
-    // The same events again would be duplicates: they get other run ids.
-    let events: Vec<String> = events
-        .iter()
-        .map(|e| e.replace("-4000-8000-", "-4000-9000-"))
-        .collect();
-    let kept = rate(&node, events, clients, Connection::KeptAlive)?;
-    println!("node, {clients} HTTP clients, keep-alive: {kept}");
+    for (phase, clients) in counts.into_iter().enumerate() {
+        // The same events again would be duplicates: they get other run ids.
+        let fresh = format!("-4000-9{phase:x}00-");
+        let events: Vec<String> = events
+            .iter()
+            .map(|e| e.replace("-4000-8000-", &fresh))
+            .collect();
+        let kept = rate(&node, events, clients, Connection::KeptAlive)?;
+        println!("node, {clients} HTTP clients, keep-alive: {kept}");
+    }
     let stats = node.metric("stemma_lineage_entities")?;
     println!("graph afterwards: {stats} entities");
     Ok(())
