@@ -49,6 +49,9 @@ pub struct LineageMetrics {
     /// Seconds from an OpenLineage event's `eventTime` until it is in this
     /// node's graph (timeliness of capture).
     pub event_delay: Histogram,
+    /// OpenLineage events applied together in one group (one change, one
+    /// log write): larger groups spread those fixed costs.
+    pub ingest_group_events: Histogram,
     /// Edits applied on this node (operations).
     pub edits: Counter,
     /// Sync sessions run with peers (either side).
@@ -82,6 +85,8 @@ impl Default for LineageMetrics {
         Self {
             // 10 ms … ~3 h: live emitters are sub-second, replays are hours late.
             event_delay: Histogram::new(exponential_buckets(0.01, 4.0, 12)),
+            // 1 … 1024 (a group's limit).
+            ingest_group_events: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             edits: Counter::default(),
             sync_sessions: Counter::default(),
             sync_errors: Counter::default(),
@@ -335,6 +340,11 @@ impl Default for Metrics {
             "lineage_event_delay_seconds",
             "Seconds from an OpenLineage event's eventTime until it is in this node's graph",
             l.event_delay.clone(),
+        );
+        registry.register(
+            "lineage_ingest_group_events",
+            "OpenLineage events applied together in one group (one change and one log write)",
+            l.ingest_group_events.clone(),
         );
         let r = &m.replication;
         for (name, help, counter) in [

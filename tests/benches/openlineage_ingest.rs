@@ -140,6 +140,9 @@ fn rate(
         let me = process_cpu_seconds(std::process::id());
         node.cpu_seconds().zip(me)
     };
+    let groups =
+        || -> anyhow::Result<f64> { node.metric("stemma_lineage_ingest_group_events_count") };
+    let groups_before = groups()?;
     let cpu_before = cpu();
     let start = Instant::now();
     runtime.block_on(async {
@@ -180,11 +183,12 @@ fn rate(
         ),
         _ => String::new(),
     };
+    let failed = failed.load(Ordering::Relaxed);
+    let per_group = (n - failed as f64) / (groups()? - groups_before);
     Ok(format!(
-        "{} events in {secs:.2} s = {:.0} events/s ({} refused){per_event}",
+        "{} events in {secs:.2} s = {:.0} events/s ({failed} refused){per_event}; {per_group:.1} events per applied group",
         events.len(),
         n / secs,
-        failed.load(Ordering::Relaxed)
     ))
 }
 

@@ -93,6 +93,10 @@ async fn the_python_client_records_jobs_datasets_columns_and_runs() -> anyhow::R
         node.metric("stemma_lineage_event_delay_seconds_count")?,
         4.0
     );
+    // Every event was applied in some group, and every group held one.
+    let groups = node.metric("stemma_lineage_ingest_group_events_count")?;
+    assert!((1.0..=4.0).contains(&groups), "{groups} groups");
+    assert_eq!(node.metric("stemma_lineage_ingest_group_events_sum")?, 4.0);
 
     // Without the key: refused.
     let err = http_post(node.info.http_addr, "/api/v1/lineage", "{}").unwrap_err();

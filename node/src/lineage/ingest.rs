@@ -163,6 +163,11 @@ async fn commit_groups(lineage: Lineage, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        lineage
+            .metrics()
+            .lineage
+            .ingest_group_events
+            .observe(jobs.len() as f64);
         let groups: Vec<(String, Vec<Op>)> = jobs
             .iter_mut()
             .map(|j| (std::mem::take(&mut j.namespace), std::mem::take(&mut j.ops)))
