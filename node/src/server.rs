@@ -683,7 +683,7 @@ async fn put_replicated(
                 shared.metrics.bytes_received.inc_by(data.len() as u64);
                 for chunk in chunker.push(data) {
                     let id = manifest.push_chunk(&chunk);
-                    in_flight.push(replication.put_chunk(&snap, id, Arc::new(chunk)));
+                    in_flight.push(replication.put_chunk(&snap, id, chunk));
                     while in_flight.len() > UPLOAD_WRITES_IN_FLIGHT {
                         if let Some(added) = in_flight.next().await {
                             new_bytes += added?;
@@ -703,7 +703,7 @@ async fn put_replicated(
     }
     if let Some(last) = chunker.finish() {
         let id = manifest.push_chunk(&last);
-        in_flight.push(replication.put_chunk(&snap, id, Arc::new(last)));
+        in_flight.push(replication.put_chunk(&snap, id, last));
     }
     while let Some(added) = in_flight.next().await {
         new_bytes += added?;

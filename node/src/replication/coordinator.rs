@@ -30,40 +30,67 @@ impl Replication {
         if node == self.me.id {
             return Ok(self.answer(request).await);
         }
+        let frame = transport::Frame::encode(&request).map_err(|e| e.to_string())?;
+        self.ask_remote(node, &frame).await
+    }
+
+    /// Sends an encoded request to another node.
+    async fn ask_remote(
+        &self,
+        node: NodeId,
+        frame: &transport::Frame,
+    ) -> Result<ReplicaResponse, String> {
         let peer = crate::p2p::peer_of(&node).ok_or_else(|| format!("{node} has no peer id"))?;
         if self.p2p.faults.is_dropped(&peer) {
             return Err(format!("{node} is cut off by fault injection"));
         }
-        transport::call(&self.control, peer, &request)
+        transport::call(&self.control, peer, frame)
             .await
             .map_err(|e| e.to_string())
     }
 
     /// Writes one item to `owners` and returns once W of them stored it
     /// durably, with the most bytes any of them added. The writes to the
-    /// other owners go on in the background.
+    /// other owners go on in the background. The request is encoded once for
+    /// every other owner and handed whole to this node's store, never copied
+    /// per owner (for a chunk, a mebibyte each).
     async fn replicate(
         self: &Arc<Self>,
         what: String,
         owners: &[NodeId],
-        request: impl Fn() -> ReplicaRequest,
+        request: ReplicaRequest,
     ) -> Result<u64, ReplicationError> {
         let needed = effective_quorum(self.write_quorum, owners.len());
-        let mut quorum = WriteQuorum::new(owners.iter().copied(), needed).map_err(|e| {
-            ReplicationError::Quorum {
-                what: what.clone(),
-                acked: 0,
-                needed,
-                why: e.to_string(),
-            }
-        })?;
+        let refused = |why: String| ReplicationError::Quorum {
+            what: what.clone(),
+            acked: 0,
+            needed,
+            why,
+        };
+        let mut quorum =
+            WriteQuorum::new(owners.iter().copied(), needed).map_err(|e| refused(e.to_string()))?;
+        let frame = match owners.iter().any(|&o| o != self.me.id) {
+            true => Some(transport::Frame::encode(&request).map_err(|e| refused(e.to_string()))?),
+            false => None,
+        };
+        let mut local = Some(request);
         let (tx, mut rx) = mpsc::unbounded_channel();
         for &owner in owners {
-            let (this, tx, request) = (self.clone(), tx.clone(), request());
-            tokio::spawn(async move {
-                let answer = this.ask(owner, request).await;
-                let _ = tx.send((owner, answer));
-            });
+            let (this, tx) = (self.clone(), tx.clone());
+            if owner == self.me.id {
+                let Some(request) = local.take() else {
+                    continue; // listed twice: WriteQuorum counts it once
+                };
+                tokio::spawn(async move {
+                    let answer = Ok(this.answer(request).await);
+                    let _ = tx.send((owner, answer));
+                });
+            } else if let Some(frame) = frame.clone() {
+                tokio::spawn(async move {
+                    let answer = this.ask_remote(owner, &frame).await;
+                    let _ = tx.send((owner, answer));
+                });
+            }
         }
         drop(tx);
         let mut new_bytes = 0;
@@ -106,17 +133,13 @@ impl Replication {
         self: &Arc<Self>,
         snap: &Snapshot,
         id: ChunkId,
-        data: Arc<Vec<u8>>,
+        data: Vec<u8>,
     ) -> Result<u64, ReplicationError> {
         let partition = snap.layout.partitions().of_chunk(&id);
         let owners = snap.layout.replicas(partition).to_vec();
-        self.replicate(format!("chunk {id}"), &owners, || {
-            ReplicaRequest::PutChunk {
-                id,
-                data: data.as_ref().clone(),
-            }
-        })
-        .await
+        let request = ReplicaRequest::PutChunk { id, data };
+        self.replicate(format!("chunk {id}"), &owners, request)
+            .await
     }
 
     /// Stores a manifest on the owners of its object (W durable copies).
@@ -128,13 +151,12 @@ impl Replication {
         let object = manifest.object_id();
         let partition = snap.layout.partitions().of_object(&object);
         let owners = snap.layout.replicas(partition).to_vec();
-        self.replicate(format!("manifest {object}"), &owners, || {
-            ReplicaRequest::PutManifest {
-                manifest: manifest.clone(),
-            }
-        })
-        .await
-        .map(|_| ())
+        let request = ReplicaRequest::PutManifest {
+            manifest: manifest.clone(),
+        };
+        self.replicate(format!("manifest {object}"), &owners, request)
+            .await
+            .map(|_| ())
     }
 
     /// A register for `value`, stamped now by this node's clock.
@@ -171,10 +193,8 @@ impl Replication {
                         "references of {bucket}/{key} in partition {}",
                         partition.index()
                     );
-                    self.replicate(what, &owners, || ReplicaRequest::PutRefs {
-                        refs: refs.clone(),
-                    })
-                    .await
+                    self.replicate(what, &owners, ReplicaRequest::PutRefs { refs })
+                        .await
                 }
             });
         for outcome in join_all(writes).await {
@@ -193,14 +213,13 @@ impl Replication {
     ) -> Result<NameRegister, ReplicationError> {
         let partition = snap.layout.partitions().of_name(bucket, key);
         let owners = snap.layout.replicas(partition).to_vec();
-        self.replicate(format!("name {bucket}/{key}"), &owners, || {
-            ReplicaRequest::PutName {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                register,
-            }
-        })
-        .await?;
+        let request = ReplicaRequest::PutName {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            register,
+        };
+        self.replicate(format!("name {bucket}/{key}"), &owners, request)
+            .await?;
         Ok(register)
     }
 

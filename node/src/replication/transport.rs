@@ -3,6 +3,7 @@
 //! protocol's framing and limit, so a full chunk fits in one frame). A length
 //! over the limit is refused before anything is allocated.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -10,7 +11,7 @@ use libp2p::{PeerId, StreamProtocol};
 use libp2p_stream::Control;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use stemma_protocol::replication::{ReplicaRequest, ReplicaResponse};
+use stemma_protocol::replication::ReplicaResponse;
 use stemma_protocol::wire::{self, FRAME_HEADER_LEN};
 
 /// The replica protocol's name; the version is part of it.
@@ -50,15 +51,31 @@ fn invalid(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
 }
 
+/// A message encoded once, to be sent to any number of replicas: a chunk
+/// written to two owners is encoded (and copied) once, not once per owner.
+#[derive(Debug, Clone)]
+pub struct Frame(Arc<Vec<u8>>);
+
+impl Frame {
+    /// Encodes `msg`; a message over the frame limit is an error.
+    pub fn encode<T: Serialize>(msg: &T) -> std::io::Result<Frame> {
+        let mut buf = Vec::new();
+        wire::encode(msg, &mut buf).map_err(invalid)?;
+        Ok(Frame(Arc::new(buf)))
+    }
+
+    async fn write<S: AsyncWrite + Unpin>(&self, stream: &mut S) -> std::io::Result<()> {
+        stream.write_all(&self.0).await?;
+        stream.flush().await
+    }
+}
+
 /// Writes `msg` as one frame.
 pub async fn write_message<S: AsyncWrite + Unpin, T: Serialize>(
     stream: &mut S,
     msg: &T,
 ) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    wire::encode(msg, &mut buf).map_err(invalid)?;
-    stream.write_all(&buf).await?;
-    stream.flush().await
+    Frame::encode(msg)?.write(stream).await
 }
 
 /// Reads one frame as a `T`; a length over the limit is refused before the
@@ -77,7 +94,8 @@ pub async fn read_message<S: AsyncRead + Unpin, T: DeserializeOwned>(
 /// Attempts at a call whose stream the peer dropped unanswered.
 const ATTEMPTS: u32 = 3;
 
-/// Sends `request` to `peer` and waits for its answer.
+/// Sends `request` (an encoded `ReplicaRequest`) to `peer` and waits for its
+/// answer.
 ///
 /// A stream the peer resets before answering is retried (twice, after 20 and
 /// 40 ms): libp2p-stream hands inbound streams over through a channel of one
@@ -87,7 +105,7 @@ const ATTEMPTS: u32 = 3;
 pub async fn call(
     control: &Control,
     peer: PeerId,
-    request: &ReplicaRequest,
+    request: &Frame,
 ) -> Result<ReplicaResponse, CallError> {
     let mut attempt = 1;
     loop {
@@ -107,7 +125,7 @@ pub async fn call(
 async fn call_once(
     control: &Control,
     peer: PeerId,
-    request: &ReplicaRequest,
+    request: &Frame,
 ) -> Result<ReplicaResponse, CallError> {
     let mut control = control.clone();
     let exchange = async {
@@ -120,7 +138,7 @@ async fn call_once(
                     message: e.to_string(),
                 })?;
         let io = |source| CallError::Io { peer, source };
-        write_message(&mut stream, request).await.map_err(io)?;
+        request.write(&mut stream).await.map_err(io)?;
         let response = read_message(&mut stream).await.map_err(io)?;
         let _ = stream.close().await;
         Ok(response)
@@ -132,6 +150,8 @@ async fn call_once(
 
 #[cfg(test)]
 mod tests {
+    use stemma_protocol::replication::ReplicaRequest;
+
     use super::*;
 
     #[tokio::test]
