@@ -49,6 +49,9 @@ pub struct LineageMetrics {
     /// Seconds from an OpenLineage event's `eventTime` until it is in this
     /// node's graph (timeliness of capture).
     pub event_delay: Histogram,
+    /// Seconds from an edit made on another node (by its clock) until it is
+    /// in this node's graph: how late edits arrive by sync.
+    pub sync_delay: Histogram,
     /// OpenLineage events applied together in one group (one change, one
     /// log write): larger groups spread those fixed costs.
     pub ingest_group_events: Histogram,
@@ -85,6 +88,7 @@ impl Default for LineageMetrics {
         Self {
             // 10 ms … ~3 h: live emitters are sub-second, replays are hours late.
             event_delay: Histogram::new(exponential_buckets(0.01, 4.0, 12)),
+            sync_delay: Histogram::new(exponential_buckets(0.01, 4.0, 12)),
             // 1 … 1024 (a group's limit).
             ingest_group_events: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             edits: Counter::default(),
@@ -340,6 +344,11 @@ impl Default for Metrics {
             "lineage_event_delay_seconds",
             "Seconds from an OpenLineage event's eventTime until it is in this node's graph",
             l.event_delay.clone(),
+        );
+        registry.register(
+            "lineage_sync_delay_seconds",
+            "Seconds from an edit made on another node (by its clock) until it is in this node's graph",
+            l.sync_delay.clone(),
         );
         registry.register(
             "lineage_ingest_group_events",

@@ -599,3 +599,22 @@ fn a_field_set_back_within_one_batch_keeps_the_later_value() {
         .unwrap();
     assert!(again.head.is_none(), "an unchanged batch made a change");
 }
+
+#[test]
+fn a_received_change_says_when_its_author_made_it() {
+    let mut a = LineageDoc::new("default", b"node-a/1").unwrap();
+    let mut b = LineageDoc::new("default", b"node-b/1").unwrap();
+    let made = NOW + 1_234;
+    a.apply(made, &[Op::Upsert(NewEntity::parse("table:a").unwrap())])
+        .unwrap();
+    let (_, at_b) = sync_moving(&mut a, &mut b);
+    let made_at: Vec<i64> = at_b
+        .into_iter()
+        .flat_map(|r| match r {
+            Received::Applied { made_at, .. } => made_at,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    // To the millisecond, once: the change arrived in one message.
+    assert_eq!(made_at, [made]);
+}

@@ -112,6 +112,11 @@ async fn edits_converge_across_a_partition_and_survive_a_restart() -> anyhow::Re
     .await?;
     eprintln!("three nodes converged {took:?} after the last edit");
     assert_eq!(downstream(c, "table:raw.orders").await?.total, 2);
+    // Each node received the two others' edits and timed their arrival.
+    for node in all {
+        let timed = node.metric("stemma_lineage_sync_delay_seconds_count")?;
+        assert!(timed >= 2.0, "{timed} edits timed");
+    }
 
     // Cut c off; both sides keep editing.
     drop_traffic(c, &[a, b])?;

@@ -445,9 +445,13 @@ impl Lineage {
         let key = (peer, namespace.to_string());
         let entry = self.entry_in(&mut docs.by_namespace, namespace)?;
         let state = docs.peers.entry(key).or_default();
-        match entry.doc.receive_sync(state, message, now_millis())? {
-            Received::Applied { changed: false } => {}
-            Received::Applied { changed: true } => {
+        let now = now_millis();
+        match entry.doc.receive_sync(state, message, now)? {
+            Received::Applied { changed: false, .. } => {}
+            Received::Applied { made_at, .. } => {
+                for at in made_at {
+                    m.sync_delay.observe((now - at).max(0) as f64 / 1000.0);
+                }
                 self.persist(entry)?;
                 self.after_change(docs);
             }

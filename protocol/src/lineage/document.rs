@@ -286,8 +286,7 @@ impl LineageDoc {
             tx.rollback();
             return Err(e);
         }
-        let (hash, mut log) =
-            tx.commit_with(CommitOptions::default().with_time(now.div_euclid(1000)));
+        let (hash, mut log) = tx.commit_with(CommitOptions::default().with_time(now));
         let patches = self.doc.make_patches(&mut log);
         self.index.apply_patches(&self.doc, &patches);
         Ok(Committed {

@@ -238,7 +238,7 @@ impl LineageDoc {
                 }
             }
         }
-        let (_, mut log) = tx.commit_with(CommitOptions::default().with_time(now.div_euclid(1000)));
+        let (_, mut log) = tx.commit_with(CommitOptions::default().with_time(now));
         onto.absorb(&mut log);
         Ok(count)
     }

@@ -179,6 +179,9 @@ pub enum Received {
     Applied {
         /// The document gained changes.
         changed: bool,
+        /// When each change gained was made, in milliseconds by its author's
+        /// clock (changes without a time left out): how late edits arrive.
+        made_at: Vec<Millis>,
     },
     /// The message came from a later epoch: the document moved to it (its
     /// own later edits replayed on top), then applied the message. The
@@ -207,8 +210,13 @@ impl LineageDoc {
     ) -> Result<Received, SyncError> {
         let (header, _) = SyncHeader::parse(frame)?;
         if header.namespace != self.namespace() || header.epoch == self.epoch {
+            let before = self.doc.get_heads();
             let changed = self.receive_sync_message(peer, frame)?;
-            return Ok(Received::Applied { changed });
+            let made_at = match changed {
+                true => self.made_at_since(&before),
+                false => Vec::new(),
+            };
+            return Ok(Received::Applied { changed, made_at });
         }
         // An empty document holds nothing to lose: it follows any peer, so a
         // bogus epoch from one peer cannot keep it from the others.
@@ -228,6 +236,15 @@ impl LineageDoc {
         let previous = Box::new(std::mem::replace(self, next));
         self.receive_sync_message(peer, frame)?;
         Ok(Received::Moved { previous })
+    }
+
+    /// When each change after `heads` was made (see [`Received::Applied`]).
+    fn made_at_since(&self, heads: &[automerge::ChangeHash]) -> Vec<Millis> {
+        self.doc
+            .get_changes(heads)
+            .iter()
+            .filter_map(|c| change_millis(c.timestamp()))
+            .collect()
     }
 
     /// The next message for `peer`, or `None` if there is nothing to say (the
@@ -282,5 +299,30 @@ impl LineageDoc {
             return Err(SyncError::Refused(e.to_string()));
         }
         Ok(self.doc.get_heads() != before)
+    }
+}
+
+/// A change's time in milliseconds. Changes are stamped in milliseconds;
+/// documents written before that hold whole seconds, told apart by size
+/// (10¹¹ ms is 1973, 10¹¹ s far in the future). No time (0, as epoch
+/// snapshots have) is `None`.
+fn change_millis(time: i64) -> Option<Millis> {
+    match time {
+        ..=0 => None,
+        1..100_000_000_000 => Some(time * 1000),
+        _ => Some(time),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::change_millis;
+
+    #[test]
+    fn change_times_read_as_milliseconds_whether_stored_in_seconds_or_not() {
+        assert_eq!(change_millis(1_795_000_000_123), Some(1_795_000_000_123));
+        assert_eq!(change_millis(1_795_000_000), Some(1_795_000_000_000));
+        assert_eq!(change_millis(0), None);
+        assert_eq!(change_millis(-5), None);
     }
 }
