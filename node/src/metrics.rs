@@ -340,21 +340,25 @@ impl Default for Metrics {
         ] {
             registry.register(name, help, gauge.clone());
         }
-        registry.register(
-            "lineage_event_delay_seconds",
-            "Seconds from an OpenLineage event's eventTime until it is in this node's graph",
-            l.event_delay.clone(),
-        );
-        registry.register(
-            "lineage_sync_delay_seconds",
-            "Seconds from an edit made on another node (by its clock) until it is in this node's graph",
-            l.sync_delay.clone(),
-        );
-        registry.register(
-            "lineage_ingest_group_events",
-            "OpenLineage events applied together in one group (one change and one log write)",
-            l.ingest_group_events.clone(),
-        );
+        for (name, help, histogram) in [
+            (
+                "lineage_event_delay_seconds",
+                "Seconds from an OpenLineage event's eventTime until it is in this node's graph",
+                &l.event_delay,
+            ),
+            (
+                "lineage_sync_delay_seconds",
+                "Seconds from an edit made on another node (by its clock) until it is in this node's graph",
+                &l.sync_delay,
+            ),
+            (
+                "lineage_ingest_group_events",
+                "OpenLineage events applied together in one group (one change and one log write)",
+                &l.ingest_group_events,
+            ),
+        ] {
+            registry.register(name, help, histogram.clone());
+        }
         let r = &m.replication;
         for (name, help, counter) in [
             (
