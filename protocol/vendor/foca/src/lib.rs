@@ -714,11 +714,14 @@ where
                             member.incarnation() == incarnation
                         })
                     {
+                        // `Some` also when the condition failed: the suspect
+                        // refuted in time and is not down.
+                        let declared_down = summary.apply_successful;
                         self.handle_apply_summary(summary, as_down, true, &mut runtime)?;
                         // Member went down we might need to adjust our internal state
                         self.adjust_connection_state(&mut runtime);
 
-                        if self.config.notify_down_members {
+                        if declared_down && self.config.notify_down_members {
                             // As a courtesy, we send a lightweight message to the member
                             // we're declaring down so that if it manages to receive it,
                             // it can react accordingly
@@ -968,6 +971,12 @@ where
         // Here we take the Vec so we can drain it without upsetting
         // the borrow checker. And then put it back in its place, so
         // that we can keep reusing its already-allocated space.
+        // Whether the sender holds us as suspect: it may be waiting to
+        // declare us down.
+        let sender_suspects_us = self
+            .updates_buf
+            .iter()
+            .any(|m| m.id() == &self.identity && m.state() == State::Suspect);
         let mut updates = mem::take(&mut self.updates_buf);
         self.apply_many(updates.drain(..), true, &mut runtime)?;
         debug_assert_eq!(
@@ -986,6 +995,13 @@ where
         // so there's nothing more to do
         if self.connection_state != ConnectionState::Connected {
             return custom_broadcasts_result;
+        }
+
+        // The sender suspects us: it hears the refutation (our incarnation,
+        // in any message's header) first, straight from us. An Ack, the
+        // answer to a Ping, carries it anyway.
+        if sender_suspects_us && !matches!(message, Message::Ping(_)) {
+            self.send_message(src.clone(), Message::Gossip, &mut runtime)?;
         }
 
         match message {
@@ -1182,6 +1198,9 @@ where
                         },
                         self.config.suspect_to_down_after,
                     );
+                    // Tell the suspect (see `send_message`): if it was only
+                    // stalled, this waits for it and it answers at once.
+                    self.send_message(failed.id().clone(), Message::Gossip, &mut runtime)?;
                 }
             }
         }
@@ -1485,10 +1504,22 @@ where
                     num_items += 1;
                 }
             } else {
+                // Lifeguard's "buddy system": a member we suspect hears it
+                // first, so that one that was only stalled refutes as soon
+                // as it reads this.
+                let mut told = 0;
+                if let Some(suspect) = self.members.suspected(&dst) {
+                    let pos = buf.get_ref().len();
+                    if self.codec.encode_member(suspect, &mut buf).is_ok() {
+                        told = 1;
+                    } else {
+                        buf.get_mut().truncate(pos);
+                    }
+                }
                 // u16::MAX guarantees that num_events can be safely
                 // cast from usize to u16
-                let num_updates = self.updates.fill(&mut buf, u16::MAX.into());
-                num_items = u16::try_from(num_updates).expect("usize bound by u16::MAX");
+                let num_updates = self.updates.fill(&mut buf, usize::from(u16::MAX) - told);
+                num_items = u16::try_from(num_updates + told).expect("usize bound by u16::MAX");
             }
 
             // Seek back and write the correct number of items added
@@ -1608,8 +1639,14 @@ where
                 //
                 // But since the cluster is chatting about us possibly being
                 // down, we'll send a few updates around in order to help
-                // disseminate the refutation
-                self.gossip(runtime)?;
+                // disseminate the refutation. Only for a new refutation: a
+                // suspicion we refuted already is answered to whoever holds
+                // it (`handle_data`), and a member just back from a stall
+                // reads many, which would each send a burst to random
+                // members.
+                if increase_incarnation {
+                    self.gossip(runtime)?;
+                }
             }
             State::Alive => {
                 // The cluster is talking about our liveness. Nothing to do.
@@ -2680,22 +2717,29 @@ mod tests {
         // just one peer in the cluster, for simplificy's sake
         assert_eq!(Ok(()), foca.apply(Member::alive(ID::new(2)), &mut runtime));
 
-        // stale or not, receiving an update suspecting our
-        // indentity should trigger a gossip round to our
-        // peers
+        // receiving an update suspecting our identity should trigger
+        // a gossip round to our peers
+        assert_eq!(
+            Ok(()),
+            foca.apply(Member::suspect(ID::new(1)), &mut runtime)
+        );
+        let (header, _updates) = decode(
+            runtime
+                .take_data(ID::new(2))
+                .expect("Should have sent a message to ID=2"),
+        );
+        assert_eq!(Message::Gossip, header.message);
+
+        // but a stale one (refuted already) does not: whoever sent it
+        // gets an answer instead (see
+        // `a_stalled_suspect_hears_of_it_and_answers_its_accuser_first`)
         for _round in 0..5 {
             runtime.clear();
             assert_eq!(
                 Ok(()),
                 foca.apply(Member::suspect(ID::new(1)), &mut runtime)
             );
-
-            let (header, _updates) = decode(
-                runtime
-                    .take_data(ID::new(2))
-                    .expect("Should have sent a message to ID=2"),
-            );
-            assert_eq!(Message::Gossip, header.message);
+            assert!(runtime.take_data(ID::new(2)).is_none());
         }
     }
 
@@ -3260,6 +3304,107 @@ mod tests {
             "foca_three should have recovered"
         );
 
+        Ok(())
+    }
+
+    #[test]
+    fn a_stalled_suspect_hears_of_it_and_answers_its_accuser_first() -> Result<()> {
+        // `one` probes `two`, which is stalled: nothing comes back.
+        let (one, two) = (ID::new(1), ID::new(2));
+        let mut foca_one = Foca::new(one, config(), rng(), codec());
+        let mut foca_two = Foca::new(two, config(), rng(), codec());
+        let mut runtime = AccumulatingRuntime::new();
+        foca_one.apply(Member::alive(two), &mut runtime)?;
+        // `two` knows many others, so its refutation gossip alone would
+        // rarely reach `one`.
+        for n in 3..=50 {
+            foca_two.apply(Member::alive(ID::new(n)), &mut runtime)?;
+        }
+        foca_two.apply(Member::alive(one), &mut runtime)?;
+        let probe = Timer::ProbeRandomMember(foca_one.timer_token());
+        foca_one.handle_timer(probe.clone(), &mut runtime)?;
+        let indirect = Timer::SendIndirectProbe {
+            probed_id: two,
+            token: foca_one.timer_token(),
+        };
+        foca_one.handle_timer(indirect, &mut runtime)?;
+        runtime.clear();
+        // The next probe period finds the probe failed: `two` is suspect,
+        // and `one` tells it so in a message of its own.
+        foca_one.handle_timer(probe, &mut runtime)?;
+        let to_down = Timer::ChangeSuspectToDown {
+            member_id: two,
+            incarnation: Incarnation::default(),
+            token: foca_one.timer_token(),
+        };
+        assert!(runtime.take_scheduling(to_down.clone()).is_some());
+        let mut told = None;
+        while let Some(data) = runtime.take_data(two) {
+            let (header, updates) = decode(data.clone());
+            if header.message == Message::Gossip {
+                assert_eq!(Some(&Member::suspect(two)), updates.first());
+                told = Some(data);
+            }
+        }
+        let told = told.expect("a gossip message to the suspect");
+
+        // `two` wakes up, reads it, refutes, and answers `one` directly.
+        runtime.clear();
+        foca_two.handle_data(&told, &mut runtime)?;
+        let answer = runtime.take_data(one).expect("an answer to the accuser");
+        let (header, _) = decode(answer.clone());
+        assert_eq!(1, header.src_incarnation, "the refutation is in the header");
+
+        // Another member that still holds the old suspicion gets an answer
+        // too, and no burst of gossip goes to random members.
+        let three = ID::new(3);
+        let stale = (
+            Header {
+                src: three,
+                src_incarnation: Incarnation::default(),
+                dst: two,
+                message: Message::Gossip,
+            },
+            vec![Member::suspect(two)],
+        );
+        runtime.clear();
+        foca_two.handle_data(&encode(stale), &mut runtime)?;
+        assert!(runtime.take_data(three).is_some(), "an answer to `three`");
+        assert!(runtime.take_all_data().is_empty(), "nothing else");
+
+        // So `one`'s timer finds the suspicion refuted.
+        foca_one.handle_data(&answer, &mut runtime)?;
+        foca_one.handle_timer(to_down, &mut runtime)?;
+        assert!(
+            foca_one
+                .iter_members()
+                .any(|m| m.id() == &two && m.is_active())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_refuted_suspicion_leaves_the_member_alone_when_its_timer_fires() -> Result<()> {
+        let two = ID::new(2);
+        let config = Config {
+            notify_down_members: true,
+            ..config()
+        };
+        let mut foca = Foca::new(ID::new(1), config, rng(), codec());
+        let mut runtime = AccumulatingRuntime::new();
+        foca.apply(Member::suspect(two), &mut runtime)?;
+        // `two` refutes: it is alive at a higher incarnation.
+        foca.apply(Member::new(two, 1, State::Alive), &mut runtime)?;
+        runtime.clear();
+        let to_down = Timer::ChangeSuspectToDown {
+            member_id: two,
+            incarnation: Incarnation::default(),
+            token: foca.timer_token(),
+        };
+        foca.handle_timer(to_down, &mut runtime)?;
+        assert!(foca.iter_members().any(|m| m.id() == &two && m.is_active()));
+        // Telling it that it is down would make it rejoin for nothing.
+        assert!(runtime.take_data(two).is_none(), "nothing sent to `two`");
         Ok(())
     }
 

@@ -337,6 +337,13 @@ where
         self.inner.iter().filter(|m| m.is_active())
     }
 
+    /// The member `id`, if it is known under this identity and suspected.
+    pub(crate) fn suspected(&self, id: &T) -> Option<&Member<T>> {
+        self.position_of(&id.addr())
+            .map(|pos| &self.inner[pos])
+            .filter(|m| &m.id == id && m.state == State::Suspect)
+    }
+
     pub(crate) fn is_active(&self, id: &T) -> bool {
         self.position_of(&id.addr())
             .is_some_and(|pos| &self.inner[pos].id == id && self.inner[pos].is_active())
