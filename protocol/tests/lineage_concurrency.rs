@@ -404,6 +404,44 @@ fn concurrent_run_reports_resolve_to_the_latest_run() {
 }
 
 #[test]
+fn a_third_concurrent_run_counts_even_when_it_loses_automerges_choice() {
+    // Automerge reports no change when a key already in conflict gains a
+    // value that does not become its winner; the index must still see it.
+    let base = base();
+    let job = id("job:load");
+    let run = |ms, status| RunState {
+        status,
+        time: NOW + ms,
+        message: None,
+    };
+    for actors in [[b"x1", b"x2", b"x3"], [b"x3", b"x2", b"x1"]] {
+        for latest in 0..3 {
+            let mut replicas: Vec<LineageDoc> =
+                actors.iter().map(|a| base.fork(*a).unwrap()).collect();
+            for (i, r) in replicas.iter_mut().enumerate() {
+                let ms = if i == latest { 9_000 } else { i as i64 };
+                r.edit(NOW, |tx| tx.set_run(&job, &run(ms, RunStatus::Complete)))
+                    .unwrap();
+            }
+            for order in [[0, 1, 2], [0, 2, 1], [1, 2, 0], [2, 1, 0]] {
+                let mut merged = replicas[order[0]].fork(b"merged").unwrap();
+                merged.merge(&replicas[order[1]]).unwrap();
+                merged.merge(&replicas[order[2]]).unwrap();
+                assert_eq!(
+                    merged.index().entity(&job).unwrap().run,
+                    Some(run(9_000, RunStatus::Complete)),
+                    "actors {actors:?}, latest on {latest}, merged in {order:?}"
+                );
+                assert_eq!(
+                    merged.index().live_state(),
+                    merged.rebuild_index().live_state()
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn retire_and_restore_are_soft_and_cover_columns() {
     let mut d = base();
     let orders = id("table:sales.orders");

@@ -16,7 +16,7 @@
 //! endpoints exist) is decided at query time, which is what makes dangling edges
 //! reappear when an endpoint comes back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use automerge::{ChangeHash, Patch, PatchAction, Prop, ROOT, ReadDoc, Value};
@@ -62,6 +62,11 @@ pub struct GraphIndex {
     present: usize,
     linked: usize,
     version: u64,
+    /// Run keys holding concurrent values. A run resolves to the latest of
+    /// them, not to Automerge's winner, and Automerge reports no patch when a
+    /// key already in conflict gains another value that does not win: these
+    /// keys are re-read after every change instead.
+    contested_runs: BTreeSet<String>,
     /// Results that depend on the whole graph (the reach ranking), valid for
     /// one `version`.
     pub(crate) cache: Mutex<Option<(u64, Arc<super::query::ReachTable>)>>,
@@ -83,6 +88,7 @@ impl Clone for GraphIndex {
             present: self.present,
             linked: self.linked,
             version: self.version,
+            contested_runs: self.contested_runs.clone(),
             cache: Mutex::new(None),
             marks: Default::default(),
         }
@@ -144,6 +150,15 @@ impl GraphIndex {
                 _ => {}
             }
         }
+        let contested: Vec<String> = self
+            .contested_runs
+            .iter()
+            .filter(|k| !last.contains_key(k.as_str()))
+            .cloned()
+            .collect();
+        for key in contested {
+            self.refresh_key(doc, &key, None);
+        }
         for (key, action) in last {
             let Some(parsed) = Key::parse(key) else {
                 continue;
@@ -173,12 +188,12 @@ impl GraphIndex {
         };
         match &parsed {
             Key::Entity(id, Field::Run) => {
-                let run = all_values(doc, key, heads).and_then(|vs| keys::resolve_runs(&vs));
+                let run = self.resolve_run(doc, key, heads);
                 let id = id.clone();
                 self.set_field(&id, Field::Run, run.map(FieldValue::Run));
             }
             Key::EdgeRun(s, t) => {
-                let run = all_values(doc, key, heads).and_then(|vs| keys::resolve_runs(&vs));
+                let run = self.resolve_run(doc, key, heads);
                 let (s, t) = (self.intern(s), self.intern(t));
                 self.set_edge_run(s, t, run);
             }
@@ -191,6 +206,22 @@ impl GraphIndex {
                 self.apply_value(parsed, value.as_ref());
             }
         }
+    }
+
+    /// The latest of a run key's concurrent values; notes whether it has several.
+    fn resolve_run(
+        &mut self,
+        doc: &impl ReadDoc,
+        key: &str,
+        heads: Option<&[ChangeHash]>,
+    ) -> Option<RunState> {
+        let values = all_values(doc, key, heads).unwrap_or_default();
+        if values.len() > 1 {
+            self.contested_runs.insert(key.to_owned());
+        } else {
+            self.contested_runs.remove(key);
+        }
+        keys::resolve_runs(&values)
     }
 
     fn apply_value(&mut self, key: Key, value: Option<&Value<'_>>) {
