@@ -5,9 +5,11 @@
 //! can reach it at once.
 
 use std::fmt;
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// A node's id: its ed25519 public key.
@@ -25,6 +27,52 @@ pub struct MemberId {
     /// id in every SWIM update, as in memberlist, so that a member learned
     /// through gossip can be probed before its metadata arrives.
     pub addr: Option<SocketAddr>,
+}
+
+/// What [`Membership`](super::Membership) needs of the ids SWIM keeps, one per
+/// member in every member's list. Nodes use [`MemberId`]. A simulation of
+/// thousands of nodes keeps N² of them, and may use a compact id that stands
+/// for a `MemberId` (and travels as one) to save the memory.
+pub trait MemberIdentity:
+    foca::Identity + Copy + Eq + Hash + fmt::Debug + Serialize + DeserializeOwned
+{
+    /// The full id this stands for.
+    fn member_id(&self) -> MemberId;
+
+    /// The id to reach `node` by before its generation and address are known.
+    fn contact(node: NodeId) -> Self;
+
+    /// The node.
+    fn node(&self) -> NodeId {
+        self.member_id().node
+    }
+
+    /// The generation.
+    fn generation(&self) -> u32 {
+        self.member_id().generation
+    }
+}
+
+impl MemberIdentity for MemberId {
+    fn member_id(&self) -> MemberId {
+        *self
+    }
+
+    fn contact(node: NodeId) -> Self {
+        MemberId {
+            node,
+            generation: 0,
+            addr: None,
+        }
+    }
+
+    fn node(&self) -> NodeId {
+        self.node
+    }
+
+    fn generation(&self) -> u32 {
+        self.generation
+    }
 }
 
 /// Text that is not a node id.

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::MembershipConfig;
 pub use envelope::{ClusterKey, EnvelopeError};
-pub use identity::{MemberId, NodeId, NodeIdParseError};
+pub use identity::{MemberId, MemberIdentity, NodeId, NodeIdParseError};
 pub use notice::NodeMeta;
 
 use notice::{Notice, NoticeHandler, Notices};
@@ -75,9 +75,9 @@ pub enum MemberState {
 
 /// One member in this node's view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberInfo {
+pub struct MemberInfo<I = MemberId> {
     /// Node and generation.
-    pub id: MemberId,
+    pub id: I,
     /// Alive, suspect, dead or left.
     pub state: MemberState,
     /// `generation × 65536 + SWIM incarnation`: grows on every refutation and
@@ -92,27 +92,27 @@ pub struct MemberInfo {
 
 /// Something the driver should know or do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MembershipEvent {
+pub enum MembershipEvent<I = MemberId> {
     /// A member became active.
-    Up(MemberId),
+    Up(I),
     /// A member was declared dead.
-    Dead(MemberId),
+    Dead(I),
     /// A member left gracefully.
-    Left(MemberId),
+    Left(I),
     /// A member is suspected (a suspicion timer started here).
-    Suspected(MemberId),
+    Suspected(I),
     /// A suspected member proved alive before its timer ran out.
-    Refuted(MemberId),
+    Refuted(I),
     /// A member came back as a newer generation (a restart).
     Renamed {
         /// The generation replaced.
-        from: MemberId,
+        from: I,
         /// The new one.
-        to: MemberId,
+        to: I,
     },
     /// This node was declared dead by mistake and rejoined as a new generation:
     /// persist it so a restart uses a higher one still.
-    Rejoined(MemberId),
+    Rejoined(I),
     /// This node is known by at least one active member.
     Active,
     /// No other member is active.
@@ -121,34 +121,34 @@ pub enum MembershipEvent {
 
 /// A timer to hand back to [`Membership::handle_timer`] when it fires.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MembershipTimer(TimerKind);
+pub struct MembershipTimer<I = MemberId>(TimerKind<I>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum TimerKind {
-    Swim(Timer<MemberId>),
+enum TimerKind<I> {
+    Swim(Timer<I>),
     /// Time to pull a random member's list.
     Sync,
 }
 
 /// An effect of an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
+pub enum Output<I = MemberId> {
     /// Send these bytes to `to` (any reliable or unreliable transport will do).
     Send {
         /// The destination.
-        to: MemberId,
+        to: I,
         /// The sealed message.
         data: Vec<u8>,
     },
     /// Call [`Membership::handle_timer`] with `timer` after `after`.
     Timer {
         /// The timer.
-        timer: MembershipTimer,
+        timer: MembershipTimer<I>,
         /// The delay.
         after: Duration,
     },
     /// Something happened.
-    Event(MembershipEvent),
+    Event(MembershipEvent<I>),
 }
 
 /// Counters of membership traffic and verdicts, since start.
@@ -184,15 +184,16 @@ pub enum MembershipError {
     Malformed(String),
 }
 
-type Swim = Foca<MemberId, PostcardCodec, SmallRng, NoticeHandler>;
+type Swim<I> = Foca<I, PostcardCodec, SmallRng, NoticeHandler>;
 
-/// One node's membership state machine.
-pub struct Membership {
-    swim: Swim,
-    io: Io,
+/// One node's membership state machine. `I` is the id SWIM keeps per member:
+/// [`MemberId`] on nodes (see [`MemberIdentity`]).
+pub struct Membership<I: MemberIdentity = MemberId> {
+    swim: Swim<I>,
+    io: Io<I>,
 }
 
-impl std::fmt::Debug for Membership {
+impl<I: MemberIdentity> std::fmt::Debug for Membership<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Membership")
             .field("me", self.swim.identity())
@@ -203,16 +204,16 @@ impl std::fmt::Debug for Membership {
 
 /// Everything but SWIM itself: what foca's effects go into, and what Stemma adds.
 #[derive(Debug)]
-struct Io {
+struct Io<I> {
     me: NodeId,
     key: ClusterKey,
     config: MembershipConfig,
     notices: Arc<Mutex<Notices>>,
     own_meta: Option<NodeMeta>,
     last_heard: HashMap<NodeId, Duration>,
-    suspected: HashMap<NodeId, MemberId>,
+    suspected: HashMap<NodeId, I>,
     stats: MembershipStats,
-    outputs: Vec<Output>,
+    outputs: Vec<Output<I>>,
     /// State of the generator that picks whom to pull the member list from.
     pick: u64,
     /// When a piece of a full member list last arrived.
@@ -221,13 +222,17 @@ struct Io {
     meta_asked: HashMap<NodeId, Duration>,
 }
 
-impl Runtime<MemberId> for Io {
-    fn notify(&mut self, notification: Notification<'_, MemberId>) {
+impl<I: MemberIdentity> Runtime<I> for Io<I> {
+    fn notify(&mut self, notification: Notification<'_, I>) {
         let event = match notification {
             Notification::MemberUp(id) => MembershipEvent::Up(*id),
             Notification::MemberDown(id) => {
-                self.suspected.remove(&id.node);
-                let left = self.notices.lock().expect("notices lock").has_left(id);
+                self.suspected.remove(&id.node());
+                let left = self
+                    .notices
+                    .lock()
+                    .expect("notices lock")
+                    .has_left(&id.member_id());
                 if left {
                     MembershipEvent::Left(*id)
                 } else {
@@ -250,17 +255,17 @@ impl Runtime<MemberId> for Io {
         self.outputs.push(Output::Event(event));
     }
 
-    fn send_to(&mut self, to: MemberId, data: &[u8]) {
+    fn send_to(&mut self, to: I, data: &[u8]) {
         let mut framed = Vec::with_capacity(data.len() + 1);
         framed.push(KIND_SWIM);
         framed.extend_from_slice(data);
         self.send_raw(to, &framed);
     }
 
-    fn submit_after(&mut self, event: Timer<MemberId>, after: Duration) {
+    fn submit_after(&mut self, event: Timer<I>, after: Duration) {
         if let Timer::ChangeSuspectToDown { member_id, .. } = &event {
             self.stats.suspicions_raised += 1;
-            self.suspected.insert(member_id.node, *member_id);
+            self.suspected.insert(member_id.node(), *member_id);
             self.outputs
                 .push(Output::Event(MembershipEvent::Suspected(*member_id)));
         }
@@ -271,8 +276,8 @@ impl Runtime<MemberId> for Io {
     }
 }
 
-impl Io {
-    fn send_raw(&mut self, to: MemberId, payload: &[u8]) {
+impl<I: MemberIdentity> Io<I> {
+    fn send_raw(&mut self, to: I, payload: &[u8]) {
         let mut data = Vec::new();
         self.key.seal(&self.me, payload, &mut data);
         self.stats.messages_sent += 1;
@@ -281,11 +286,11 @@ impl Io {
     }
 }
 
-impl Membership {
+impl<I: MemberIdentity> Membership<I> {
     /// A member `me` of the cluster whose secret gives `key`; `meta` is what it
     /// tells others about itself; `seed` drives every random choice.
     pub fn new(
-        me: MemberId,
+        me: I,
         meta: Option<NodeMeta>,
         config: MembershipConfig,
         key: ClusterKey,
@@ -302,7 +307,7 @@ impl Membership {
         let mut membership = Self {
             swim,
             io: Io {
-                me: me.node,
+                me: me.node(),
                 key,
                 config,
                 notices,
@@ -328,7 +333,7 @@ impl Membership {
     }
 
     /// This member.
-    pub fn me(&self) -> MemberId {
+    pub fn me(&self) -> I {
         *self.swim.identity()
     }
 
@@ -345,11 +350,7 @@ impl Membership {
     /// Joins through a known node (its generation and address unknown: SWIM
     /// learns them from its answer; the caller knows how to reach it).
     pub fn join(&mut self, via: NodeId) {
-        let target = MemberId {
-            node: via,
-            generation: 0,
-            addr: None,
-        };
+        let target = I::contact(via);
         // Announcing to oneself is the only failure; it changes nothing.
         let _ = self.swim.announce(target, &mut self.io);
         self.io.send_raw(target, &[KIND_SYNC_REQUEST]);
@@ -359,13 +360,13 @@ impl Membership {
     /// Records `members` as alive without telling anyone, as a full member
     /// list from a peer arriving at `now` would. For a simulation that starts from a settled
     /// cluster; a node learns its members by joining.
-    pub fn learn_members(&mut self, members: impl IntoIterator<Item = MemberId>, now: Duration) {
+    pub fn learn_members(&mut self, members: impl IntoIterator<Item = I>, now: Duration) {
         self.io.last_list = Some(now);
         let me = self.me();
         // Collected first, so that the member list is allocated once, to size.
         let updates: Vec<_> = members
             .into_iter()
-            .filter(|id| id.node != me.node)
+            .filter(|id| id.node() != me.node())
             .map(|id| foca::Member::new(id, 0, State::Alive))
             .collect();
         // Only an update about ourselves can fail, and those are filtered out.
@@ -429,7 +430,7 @@ impl Membership {
                 Ok(())
             }
             KIND_MEMBERS => {
-                let list: Vec<(MemberId, u16, u8)> = postcard::from_bytes(body)
+                let list: Vec<(I, u16, u8)> = postcard::from_bytes(body)
                     .map_err(|e| MembershipError::Malformed(e.to_string()))?;
                 self.io.last_list = Some(now);
                 let mut updates = Vec::with_capacity(list.len());
@@ -460,7 +461,7 @@ impl Membership {
     }
 
     /// Handles a timer that fired at time `now`.
-    pub fn handle_timer(&mut self, timer: MembershipTimer, now: Duration) {
+    pub fn handle_timer(&mut self, timer: MembershipTimer<I>, now: Duration) {
         let timer = match timer.0 {
             TimerKind::Swim(timer) => timer,
             TimerKind::Sync => {
@@ -485,10 +486,10 @@ impl Membership {
         };
         let _ = self.swim.handle_timer(timer, &mut self.io);
         if let Some(id) = suspicion
-            && self.io.suspected.get(&id.node) == Some(&id)
+            && self.io.suspected.get(&id.node()) == Some(&id)
         {
             // The timer ran out without a death: the member refuted.
-            self.io.suspected.remove(&id.node);
+            self.io.suspected.remove(&id.node());
             self.io.stats.suspicions_refuted += 1;
             self.io
                 .outputs
@@ -500,7 +501,7 @@ impl Membership {
     /// Leaves the cluster: tells a few members now, and lets the notice spread so
     /// that everyone records `left` rather than `dead`.
     pub fn leave(&mut self) {
-        let me = self.me();
+        let me = self.me().member_id();
         let _ = self
             .swim
             .add_broadcast(&NoticeHandler::encode(&Notice::Left(me)));
@@ -508,7 +509,7 @@ impl Membership {
         // others ignore what we piggyback, so the notice must not depend on it.
         let mut payload = vec![KIND_LEFT];
         payload.extend_from_slice(&postcard::to_stdvec(&me).expect("an id serializes"));
-        let active: Vec<MemberId> = self.swim.iter_members().map(|m| *m.id()).collect();
+        let active: Vec<I> = self.swim.iter_members().map(|m| *m.id()).collect();
         for id in active {
             self.io.send_raw(id, &payload);
         }
@@ -520,12 +521,12 @@ impl Membership {
     /// Takes the outputs produced so far. (The buffer goes with them, so that
     /// a burst — the Up events of a whole member list — does not keep its
     /// memory for the node's lifetime.)
-    pub fn drain_outputs(&mut self) -> std::vec::IntoIter<Output> {
+    pub fn drain_outputs(&mut self) -> std::vec::IntoIter<Output<I>> {
         std::mem::take(&mut self.io.outputs).into_iter()
     }
 
     /// Every member this node knows, itself first.
-    pub fn members(&self) -> Vec<MemberInfo> {
+    pub fn members(&self) -> Vec<MemberInfo<I>> {
         let notices = self.io.notices.lock().expect("notices lock");
         let me = self.me();
         let mut out = vec![MemberInfo {
@@ -533,11 +534,11 @@ impl Membership {
             state: MemberState::Alive,
             // foca does not expose its own refutation count: the SWIM part of our
             // own incarnation is what the others report.
-            incarnation: incarnation(me.generation, 0),
+            incarnation: incarnation(me.generation(), 0),
             last_heard: None,
             meta: notices
                 .meta
-                .get(&me.node)
+                .get(&me.node())
                 .cloned()
                 .or(self.io.own_meta.clone()),
         }];
@@ -546,15 +547,15 @@ impl Membership {
             let state = match member.state() {
                 State::Alive => MemberState::Alive,
                 State::Suspect => MemberState::Suspect,
-                State::Down if notices.has_left(&id) => MemberState::Left,
+                State::Down if notices.has_left(&id.member_id()) => MemberState::Left,
                 State::Down => MemberState::Dead,
             };
             out.push(MemberInfo {
                 id,
                 state,
-                incarnation: incarnation(id.generation, member.incarnation()),
-                last_heard: self.io.last_heard.get(&id.node).copied(),
-                meta: notices.meta.get(&id.node).cloned(),
+                incarnation: incarnation(id.generation(), member.incarnation()),
+                last_heard: self.io.last_heard.get(&id.node()).copied(),
+                meta: notices.meta.get(&id.node()).cloned(),
             });
         }
         out
@@ -600,7 +601,7 @@ impl Membership {
     /// Our metadata as a message of `kind`, if we have metadata to tell.
     fn own_meta_payload(&self, kind: u8) -> Option<Vec<u8>> {
         let meta = NodeMeta {
-            id: self.me(),
+            id: self.me().member_id(),
             ..self.io.own_meta.clone()?
         };
         let mut payload = vec![kind];
@@ -644,16 +645,12 @@ impl Membership {
     }
 
     /// The member id we know for `node` (with its address), or a bare one.
-    fn member_id_of(&self, node: NodeId) -> MemberId {
+    fn member_id_of(&self, node: NodeId) -> I {
         self.swim
             .iter_membership_state()
             .map(|m| *m.id())
-            .find(|id| id.node == node)
-            .unwrap_or(MemberId {
-                node,
-                generation: 0,
-                addr: None,
-            })
+            .find(|id| id.node() == node)
+            .unwrap_or_else(|| I::contact(node))
     }
 
     /// Sends every member we know of (any state) to `to`, in packet-sized
@@ -664,10 +661,10 @@ impl Membership {
     /// resolved by nobody else. The list lets the suspect refute it.
     fn send_members_to(&mut self, to: NodeId) {
         let dest = self.member_id_of(to);
-        let list: Vec<(MemberId, u16, u8)> = self
+        let list: Vec<(I, u16, u8)> = self
             .swim
             .iter_membership_state()
-            .filter(|m| m.id().node != to || m.state() == State::Suspect)
+            .filter(|m| m.id().node() != to || m.state() == State::Suspect)
             .map(|m| {
                 let state = match m.state() {
                     State::Alive => 0,
@@ -735,7 +732,7 @@ impl Membership {
         let Some(payload) = self.own_meta_payload(KIND_META) else {
             return;
         };
-        let ups: Vec<MemberId> = self
+        let ups: Vec<I> = self
             .io
             .outputs
             .iter()

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::membership::{MemberId, NodeId};
+use crate::membership::{MemberId, MemberIdentity, NodeId};
 
 /// What a node says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,14 +77,14 @@ impl NoticeHandler {
     }
 }
 
-impl foca::BroadcastHandler<MemberId> for NoticeHandler {
+impl<I: MemberIdentity> foca::BroadcastHandler<I> for NoticeHandler {
     type Key = NoticeKey;
     type Error = BadNotice;
 
     fn receive_item(
         &mut self,
         data: &[u8],
-        _sender: Option<&MemberId>,
+        _sender: Option<&I>,
     ) -> Result<Option<NoticeKey>, BadNotice> {
         let notice: Notice = postcard::from_bytes(data).map_err(|_| BadNotice)?;
         let mut known = self.0.lock().expect("notices lock");

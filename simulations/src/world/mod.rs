@@ -10,12 +10,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use stemma_protocol::membership::{
-    ClusterKey, MemberId, Membership, MembershipConfig, MembershipEvent, MembershipTimer, NodeId,
-    NodeMeta, Output,
+    ClusterKey, MemberIdentity, Membership, MembershipConfig, MembershipEvent, MembershipTimer,
+    NodeId, NodeMeta, Output,
 };
 
 mod lineage;
+mod member;
 mod replication;
+
+use member::SimMember;
 
 use lineage::{LineageEvent, LineagePart};
 use replication::{Copied, ReplicationPart};
@@ -80,7 +83,7 @@ struct Node {
     /// Bumped at every start: timers of an earlier process are ignored.
     process: u32,
     life: Life,
-    swim: Option<Box<Membership>>,
+    swim: Option<Box<Membership<SimMember>>>,
     /// Events that arrived while stalled.
     inbox: Vec<Event>,
     /// How far ahead of true time this node's clock is.
@@ -94,12 +97,8 @@ struct Node {
 }
 
 impl Node {
-    fn member_id(&self, slot: u32) -> MemberId {
-        MemberId {
-            node: node_id(slot, self.identity),
-            generation: self.generation,
-            addr: None,
-        }
+    fn member_id(&self, slot: u32) -> SimMember {
+        SimMember::new(slot, self.identity, self.generation)
     }
 }
 
@@ -112,7 +111,7 @@ enum Event {
     Timer {
         node: u32,
         process: u32,
-        timer: MembershipTimer,
+        timer: MembershipTimer<SimMember>,
     },
     /// A node starts for the first time.
     Start { node: u32 },
@@ -198,7 +197,7 @@ pub struct World {
     samples_after_convergence: u64,
     converged_samples: u64,
     arrivals: Vec<Micros>,
-    outputs: Vec<Output>,
+    outputs: Vec<Output<SimMember>>,
     observer_detections: Vec<f64>,
     first_detections: Vec<f64>,
     all_detections: Vec<f64>,
@@ -436,7 +435,7 @@ impl World {
         }
     }
 
-    fn fire(&mut self, slot: u32, process: u32, timer: MembershipTimer) {
+    fn fire(&mut self, slot: u32, process: u32, timer: MembershipTimer<SimMember>) {
         let node = &mut self.nodes[slot as usize];
         if node.process != process {
             return;
@@ -494,8 +493,8 @@ impl World {
         self.update_correct(slot);
     }
 
-    fn send(&mut self, from: u32, to: &MemberId, data: Vec<u8>) {
-        let (to, _) = slot_of(&to.node);
+    fn send(&mut self, from: u32, to: &SimMember, data: Vec<u8>) {
+        let to = to.slot;
         if to as usize >= self.nodes.len() {
             return;
         }
@@ -532,7 +531,12 @@ impl World {
         self.arrivals = arrivals;
     }
 
-    fn on_membership_event(&mut self, observer: u32, event: MembershipEvent, cause: Option<u32>) {
+    fn on_membership_event(
+        &mut self,
+        observer: u32,
+        event: MembershipEvent<SimMember>,
+        cause: Option<u32>,
+    ) {
         match event {
             MembershipEvent::Suspected(_) => {
                 self.metrics.suspicions_raised += 1;
@@ -559,19 +563,18 @@ impl World {
         }
     }
 
-    fn failure_key(&self, id: &MemberId) -> Option<(u32, u32, u32)> {
-        let (slot, identity) = slot_of(&id.node);
-        let key = (slot, identity, id.generation);
+    fn failure_key(&self, id: &SimMember) -> Option<(u32, u32, u32)> {
+        let key = (id.slot, id.identity, id.generation);
         self.failures.contains_key(&key).then_some(key)
     }
 
     /// `observer` declared `id` dead or left.
-    fn verdict(&mut self, observer: u32, id: MemberId, said: Departure, cause: Option<u32>) {
+    fn verdict(&mut self, observer: u32, id: SimMember, said: Departure, cause: Option<u32>) {
         if let Some(key) = self.failure_key(&id) {
             self.resolve(key, observer, Some((said, cause)));
             return;
         }
-        let (slot, identity) = slot_of(&id.node);
+        let (slot, identity) = (id.slot, id.identity);
         let Some(target) = self.nodes.get(slot as usize) else {
             return;
         };
@@ -688,7 +691,7 @@ impl World {
         node.correct = false;
         let me = node.member_id(slot);
         let meta = self.config.metadata.then(|| NodeMeta {
-            id: me,
+            id: me.member_id(),
             zone: format!("z{}", node.zone),
             capacity: 1,
             version: env!("CARGO_PKG_VERSION").into(),
@@ -707,14 +710,7 @@ impl World {
         if settled {
             // As after a join long ago: everyone known, timers at random phases.
             let n = self.scenario.nodes;
-            swim.learn_members(
-                (0..n).map(|i| MemberId {
-                    node: node_id(i, 0),
-                    generation: 0,
-                    addr: None,
-                }),
-                Duration::ZERO,
-            );
+            swim.learn_members((0..n).map(|i| SimMember::new(i, 0, 0)), Duration::ZERO);
             self.timer_jitter = self.config.swim.probe_period.as_micros() as Micros;
         } else if let Some(via) = via {
             swim.join(via);
@@ -725,11 +721,7 @@ impl World {
         self.row(
             "start",
             Some(slot),
-            format!(
-                "generation={};identity={}",
-                me.generation,
-                node_identity(&me)
-            ),
+            format!("generation={};identity={}", me.generation, me.identity),
         );
         self.after_input(slot, None);
         self.timer_jitter = 0;
@@ -1263,8 +1255,4 @@ fn pick_live(nodes: &[Node], rng: &mut Rng, except: Option<u32>) -> Option<u32> 
     (0..n as u32)
         .map(|k| (start + k) % n as u32)
         .find(|&i| ok(i))
-}
-
-fn node_identity(id: &MemberId) -> u32 {
-    slot_of(&id.node).1
 }
