@@ -174,10 +174,21 @@ where
 
     /// Room for `more` members without growing the list (or the index) again.
     pub(crate) fn reserve(&mut self, more: usize) {
-        self.inner.reserve(more);
+        self.grow_list(more);
         let wanted = Index::capacity_for(self.inner.len() + more);
         if wanted > self.index.slots.len() {
             self.index.rebuild_with(&self.inner, wanted);
+        }
+    }
+
+    /// Room for `more` members in the list. When it must grow, it grows by
+    /// what is needed and an eighth more, not double: every member keeps a
+    /// list of the whole cluster, and an update about one new member must not
+    /// double them all (nor move them all: the eighth is kept spare).
+    fn grow_list(&mut self, more: usize) {
+        if more > self.inner.capacity() - self.inner.len() {
+            let wanted = self.inner.len() + more;
+            self.inner.reserve_exact(more + wanted / 8 + 4);
         }
     }
 
@@ -428,6 +439,7 @@ where
                 let is_active_now = update.is_active();
 
                 // Insert at the end and swap with a random position.
+                self.grow_list(1);
                 self.inner.push(update);
                 let inserted_at = self.inner.len() - 1;
                 self.index.insert(&self.inner, inserted_at);
@@ -984,6 +996,25 @@ mod tests {
         let mut out = Vec::new();
         members.choose_active_members(3, &mut out, &mut rng, |id| id.0 == "5" || id.0 == "9");
         assert_eq!(2, out.len());
+    }
+
+    #[test]
+    fn a_full_list_grows_by_an_eighth_not_double() {
+        let names: Vec<&'static str> = (0..2000)
+            .map(|i| &*alloc::boxed::Box::leak(alloc::format!("m{i}").into_boxed_str()))
+            .collect();
+        let mut members = Members::new(Vec::new());
+        members.reserve(1000);
+        let mut rng = SmallRng::seed_from_u64(3);
+        for name in &names[..1000] {
+            let _ = members.apply(Member::alive(Id(name)), &mut rng);
+        }
+        assert_eq!(members.inner.capacity(), 1000 + 1000 / 8 + 4);
+        for name in &names[1000..] {
+            let _ = members.apply(Member::alive(Id(name)), &mut rng);
+            let len = members.inner.len();
+            assert!(members.inner.capacity() <= len + len / 8 + 5, "{len}");
+        }
     }
 
     #[test]
