@@ -597,6 +597,14 @@ impl core::hash::Hasher for FxHasher {
         }
     }
 
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(u64::from(word));
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517C_C1B7_2722_0A95);
+    }
+
     fn finish(&self) -> u64 {
         self.0
     }
