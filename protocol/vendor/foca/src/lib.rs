@@ -928,6 +928,9 @@ where
             message,
         } = header;
 
+        self.members.warm(
+            core::iter::once(&src).chain(self.updates_buf.iter().map(Member::id)),
+        );
         let sender_is_active = self
             // It's a known member, so we ensure our knowledge about
             // it is up-to-date (it is at _least_ alive, since it can
