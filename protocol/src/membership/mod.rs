@@ -24,6 +24,7 @@
 //! timers to set, and events. Randomness comes from a seed.
 
 mod config;
+mod digest;
 mod envelope;
 mod identity;
 mod notice;
@@ -42,6 +43,7 @@ pub use envelope::{ClusterKey, EnvelopeError};
 pub use identity::{MemberId, MemberIdentity, NodeId, NodeIdParseError};
 pub use notice::NodeMeta;
 
+use digest::Digest;
 use notice::{Notice, NoticeHandler, Notices};
 
 /// What a sealed message carries.
@@ -51,6 +53,7 @@ const KIND_LEFT: u8 = 2;
 const KIND_SYNC_REQUEST: u8 = 3;
 const KIND_MEMBERS: u8 = 4;
 const KIND_META_REQUEST: u8 = 5;
+const KIND_SYNC_DIGEST: u8 = 6;
 
 /// How long to wait before asking a member for its metadata again.
 const META_RETRY: Duration = Duration::from_secs(2);
@@ -426,7 +429,19 @@ impl<I: MemberIdentity> Membership<I> {
                 Ok(())
             }
             KIND_SYNC_REQUEST => {
-                self.send_members_to(sender);
+                self.send_members(sender, |_| true);
+                Ok(())
+            }
+            KIND_SYNC_DIGEST => {
+                let theirs = Digest::decode(body).ok_or_else(|| {
+                    MembershipError::Malformed(format!(
+                        "member digest of {} bytes, expected {}",
+                        body.len(),
+                        digest::ENCODED_LEN
+                    ))
+                })?;
+                let differs = self.digest_without(sender).differing(&theirs);
+                self.send_members(sender, |id| differs[Digest::bucket(&id.node())]);
                 Ok(())
             }
             KIND_MEMBERS => {
@@ -653,26 +668,26 @@ impl<I: MemberIdentity> Membership<I> {
             .unwrap_or_else(|| I::contact(node))
     }
 
-    /// Sends every member we know of (any state) to `to`, in packet-sized
-    /// pieces. The requester's own entry goes along only when we suspect it: SWIM
-    /// tells a suspect of its suspicion by gossip alone, which it misses if it
-    /// was cut off while the gossip ran, and a suspicion whose prober's timer
-    /// is gone (voided by an identity renewal, or lost with a restart) is
-    /// resolved by nobody else. The list lets the suspect refute it.
-    fn send_members_to(&mut self, to: NodeId) {
+    /// Sends the members we know of (any state) that `wanted` picks to `to`,
+    /// in packet-sized pieces. The requester's own entry goes along only when
+    /// we suspect it, picked or not: SWIM tells a suspect of its suspicion by
+    /// gossip alone, which it misses if it was cut off while the gossip ran,
+    /// and a suspicion whose prober's timer is gone (voided by an identity
+    /// renewal, or lost with a restart) is resolved by nobody else. The list
+    /// lets the suspect refute it.
+    fn send_members(&mut self, to: NodeId, wanted: impl Fn(&I) -> bool) {
         let dest = self.member_id_of(to);
         let list: Vec<(I, u16, u8)> = self
             .swim
             .iter_membership_state()
-            .filter(|m| m.id().node() != to || m.state() == State::Suspect)
-            .map(|m| {
-                let state = match m.state() {
-                    State::Alive => 0,
-                    State::Suspect => 1,
-                    State::Down => 2,
-                };
-                (*m.id(), m.incarnation(), state)
+            .filter(|m| {
+                if m.id().node() == to {
+                    m.state() == State::Suspect
+                } else {
+                    wanted(m.id())
+                }
             })
+            .map(|m| (*m.id(), m.incarnation(), state_code(m.state())))
             .collect();
         for piece in list.chunks(MEMBERS_PER_MESSAGE) {
             let mut payload = vec![KIND_MEMBERS];
@@ -681,7 +696,27 @@ impl<I: MemberIdentity> Membership<I> {
         }
     }
 
-    /// Asks a random active member for its list.
+    /// The digest of our list without `node`'s entry. A puller leaves out
+    /// the member it asks and the member asked leaves out the puller, so that
+    /// two members that agree on everyone else have equal digests.
+    fn digest_without(&self, node: NodeId) -> Digest {
+        let mut digest = Digest::new();
+        for m in self.swim.iter_membership_state() {
+            let id = m.id();
+            if id.node() != node {
+                digest.add(
+                    &id.node(),
+                    id.generation(),
+                    m.incarnation(),
+                    state_code(m.state()),
+                );
+            }
+        }
+        digest
+    }
+
+    /// Asks a random active member for the entries of its list that differ
+    /// from ours, by sending our digest.
     fn pull_members(&mut self) {
         let n = self.swim.num_members();
         if n == 0 {
@@ -689,9 +724,17 @@ impl<I: MemberIdentity> Membership<I> {
         }
         self.io.pick = next_random(self.io.pick);
         let k = (self.io.pick % n as u64) as usize;
-        if let Some(id) = self.swim.iter_members().nth(k).map(|m| *m.id()) {
-            self.io.send_raw(id, &[KIND_SYNC_REQUEST]);
+        let target = self.swim.iter_members().nth(k).map(|m| *m.id());
+        if let Some(id) = target {
+            self.send_digest(id);
         }
+    }
+
+    /// Sends our digest to `to`.
+    fn send_digest(&mut self, to: I) {
+        let mut payload = vec![KIND_SYNC_DIGEST];
+        payload.extend(self.digest_without(to.node()).encode());
+        self.io.send_raw(to, &payload);
     }
 
     /// Arms the next pull: `sync_interval` up to 32 members, then one more
@@ -748,6 +791,15 @@ impl<I: MemberIdentity> Membership<I> {
         for id in ups {
             self.io.send_raw(id, &payload);
         }
+    }
+}
+
+/// A member state as the member lists and digests carry it.
+fn state_code(state: State) -> u8 {
+    match state {
+        State::Alive => 0,
+        State::Suspect => 1,
+        State::Down => 2,
     }
 }
 

@@ -470,3 +470,79 @@ fn a_member_list_with_an_unknown_state_is_refused() {
     assert!(err.to_string().contains("unknown member state 9"), "{err}");
     assert_eq!(m.active_members(), 0);
 }
+
+/// The members `outputs` send, with what each `KIND_MEMBERS` piece lists.
+fn sent_lists(outputs: &[Output]) -> (usize, Vec<MemberId>) {
+    let key = ClusterKey::from_secret(b"test cluster");
+    let mut listed = Vec::new();
+    let mut messages = 0;
+    for output in outputs {
+        if let Output::Send { data, .. } = output {
+            messages += 1;
+            let (_, payload) = key.open(data).unwrap();
+            if payload[0] == KIND_MEMBERS {
+                let piece: Vec<(MemberId, u16, u8)> = postcard::from_bytes(&payload[1..]).unwrap();
+                listed.extend(piece.into_iter().map(|(id, _, _)| id));
+            }
+        }
+    }
+    (messages, listed)
+}
+
+#[test]
+fn a_periodic_pull_brings_only_the_entries_that_differ() {
+    let key = ClusterKey::from_secret(b"test cluster");
+    let everyone: Vec<MemberId> = (0..300).map(member).collect();
+    let mut a = Membership::new(member(0), None, lan(), key.clone(), 1);
+    let mut b = Membership::new(member(1), None, lan(), key.clone(), 2);
+    a.learn_members(everyone.clone(), Duration::ZERO);
+    b.learn_members(everyone[..299].iter().copied(), Duration::ZERO);
+    a.drain_outputs().for_each(drop);
+    b.drain_outputs().for_each(drop);
+
+    // b lacks member 299: a's answer to b's digest lists its bucket only.
+    b.send_digest(member(0));
+    let Some(Output::Send { data, .. }) = b.drain_outputs().next() else {
+        panic!("a digest was sent");
+    };
+    assert!(
+        data.len() < 600,
+        "the digest fits one packet: {} bytes",
+        data.len()
+    );
+    a.handle_data(&data, Duration::ZERO).unwrap();
+    let answer: Vec<Output> = a.drain_outputs().collect();
+    let (messages, listed) = sent_lists(&answer);
+    assert!(listed.contains(&member(299)));
+    assert!(
+        listed.len() < 20,
+        "one bucket of 300 members: {}",
+        listed.len()
+    );
+    assert_eq!(messages, 1);
+    for output in answer {
+        if let Output::Send { data, .. } = output {
+            b.handle_data(&data, Duration::ZERO).unwrap();
+        }
+    }
+    assert_eq!(b.active_members(), 299, "b learned member 299");
+
+    // Now they agree: a pull is answered with nothing.
+    b.drain_outputs().for_each(drop);
+    b.send_digest(member(0));
+    let Some(Output::Send { data, .. }) = b.drain_outputs().next() else {
+        panic!("a digest was sent");
+    };
+    a.handle_data(&data, Duration::ZERO).unwrap();
+    let (messages, _) = sent_lists(&a.drain_outputs().collect::<Vec<_>>());
+    assert_eq!(messages, 0);
+
+    // A digest of the wrong size is refused, saying why.
+    let mut sealed = Vec::new();
+    key.seal(&member(1).node, &[KIND_SYNC_DIGEST, 1, 2, 3], &mut sealed);
+    let err = a.handle_data(&sealed, Duration::ZERO).unwrap_err();
+    assert!(
+        err.to_string().contains("member digest of 3 bytes"),
+        "{err}"
+    );
+}
