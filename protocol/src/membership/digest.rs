@@ -5,7 +5,7 @@
 //! list: in a settled cluster, with nothing. (A whole list is N/20 packets
 //! sent at once, which made the member asked the busiest of the cluster.)
 
-use super::NodeId;
+use super::{NodeId, splitmix64 as mix};
 
 /// Buckets of a digest: at 10,000 members, about 40 members (two packets)
 /// to send for a bucket that differs. (With 64, a cluster of 10,000 under
@@ -71,15 +71,6 @@ fn node_hash(node: &NodeId) -> u64 {
         .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
         .fold(0u64, |acc, w| acc.rotate_left(17) ^ w);
     mix(folded)
-}
-
-/// SplitMix64's step (its increment keeps a zero input from hashing to zero,
-/// which would leave an entry out of its bucket).
-fn mix(z: u64) -> u64 {
-    let mut z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

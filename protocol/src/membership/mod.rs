@@ -722,7 +722,7 @@ impl<I: MemberIdentity> Membership<I> {
         if n == 0 {
             return;
         }
-        self.io.pick = next_random(self.io.pick);
+        self.io.pick = splitmix64(self.io.pick);
         let k = (self.io.pick % n as u64) as usize;
         let target = self.swim.iter_members().nth(k).map(|m| *m.id());
         if let Some(id) = target {
@@ -746,7 +746,7 @@ impl<I: MemberIdentity> Membership<I> {
         let Some(interval) = self.sync_interval() else {
             return;
         };
-        self.io.pick = next_random(self.io.pick);
+        self.io.pick = splitmix64(self.io.pick);
         let factor = 0.5 + (self.io.pick >> 11) as f64 / (1u64 << 53) as f64;
         self.io.outputs.push(Output::Timer {
             timer: MembershipTimer(TimerKind::Sync),
@@ -803,8 +803,8 @@ fn state_code(state: State) -> u8 {
     }
 }
 
-/// SplitMix64: enough to pick a member at random.
-fn next_random(state: u64) -> u64 {
+/// SplitMix64: enough to pick a member at random, and to hash for digests.
+fn splitmix64(state: u64) -> u64 {
     let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
