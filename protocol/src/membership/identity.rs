@@ -42,7 +42,8 @@ pub trait MemberIdentity:
     /// The id to reach `node` by before its generation and address are known.
     fn contact(node: NodeId) -> Self;
 
-    /// The node.
+    /// The node. (An id that stands for a `MemberId` may answer this and
+    /// [`generation`](Self::generation) without building one.)
     fn node(&self) -> NodeId {
         self.member_id().node
     }
@@ -64,14 +65,6 @@ impl MemberIdentity for MemberId {
             generation: 0,
             addr: None,
         }
-    }
-
-    fn node(&self) -> NodeId {
-        self.node
-    }
-
-    fn generation(&self) -> u32 {
-        self.generation
     }
 }
 
