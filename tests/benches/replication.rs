@@ -3,8 +3,10 @@
 //!
 //! 1. put and get throughput through the client, to one node alone and to a
 //!    3-node cluster with RF = 3 (every byte stored three times, all three
-//!    nodes sharing this machine's cores). Goal: RF = 3 put ≥ 40 % of the
-//!    single-node put.
+//!    nodes sharing this machine's cores), in alternating rounds on the same
+//!    running nodes (each round fresh data), so both see the same machine;
+//!    the medians, and the median of the rounds' ratios. Goal: RF = 3 put
+//!    ≥ 40 % of the single-node put.
 //! 2. five nodes in five zones, RF = 3, holding about `STEMMA_BENCH_NODE_MIB`
 //!    (default 1,024) MiB each: one is SIGKILLed; the time until every
 //!    survivor's layout has dropped it (detection), and until every chunk is
@@ -22,7 +24,8 @@
 //! cargo bench -p stemma-tests --bench replication
 //! ```
 //!
-//! `STEMMA_BENCH_PUT_MIB` (default 512) sets the data of part 1;
+//! `STEMMA_BENCH_PUT_MIB` (default 1024) sets the data of each round of part
+//! 1, `STEMMA_BENCH_ROUNDS` (default 3) the rounds;
 //! `STEMMA_BENCH_PARTS=1` stops after part 1. It only prints.
 
 use std::collections::BTreeSet;
@@ -149,6 +152,17 @@ async fn handed_off(
     Ok(metric_sum(all, HANDOFF_BYTES)? - before)
 }
 
+/// The median (the mean of the two middle values for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 /// A metric summed over `nodes`.
 fn metric_sum(nodes: &[&TestNode], name: &str) -> anyhow::Result<f64> {
     let mut sum = 0.0;
@@ -161,29 +175,51 @@ fn metric_sum(nodes: &[&TestNode], name: &str) -> anyhow::Result<f64> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     println!("binary {}", stemma_tests::stemma_bin().display());
-    let put_mib = env_or("STEMMA_BENCH_PUT_MIB", 512);
+    let put_mib = env_or("STEMMA_BENCH_PUT_MIB", 1024);
     let node_mib = env_or("STEMMA_BENCH_NODE_MIB", 1024);
 
-    // 1. Throughput: one node, then three with RF = 3, same data.
-    let (data, _) = objects((put_mib * MIB).div_ceil(OBJECT), 1);
+    // 1. Throughput: one node and three with RF = 3, side by side in
+    // alternating rounds, each round with fresh data (the same bytes twice
+    // would be deduplicated).
+    let rounds = env_or("STEMMA_BENCH_ROUNDS", 3).max(1);
     let single = TestNode::start_in(Some(SECRET), &["--no-mdns"])?;
-    let single_put = put_all(&single, "bench", &data).await?;
-    let single_get = get_all(&single, "bench", &data).await?;
-    drop(single);
     let three = cluster(3).await?;
-    let rf3_put = put_all(&three[0], "bench", &data).await?;
-    let rf3_get = get_all(&three[1], "bench", &data).await?;
-    drop(three);
-    drop(data);
+    let count = (put_mib * MIB).div_ceil(OBJECT);
     println!(
-        "throughput, {} objects of {} bytes:",
-        put_mib * MIB / OBJECT,
-        OBJECT
+        "throughput, {rounds} rounds of {count} objects of {OBJECT} bytes (MB/s; one node's, then RF = 3's):"
     );
-    println!("  one node:          put {single_put:7.1} MB/s   get {single_get:7.1} MB/s");
+    let mut ratios = Vec::new();
+    let mut figures: [Vec<f64>; 4] = Default::default();
+    for round in 0..rounds {
+        let (data, _) = objects(count, 100 + round as u64);
+        let prefix = format!("bench-{round}");
+        let single_put = put_all(&single, &prefix, &data).await?;
+        let single_get = get_all(&single, &prefix, &data).await?;
+        let rf3_put = put_all(&three[0], &prefix, &data).await?;
+        let rf3_get = get_all(&three[1], &prefix, &data).await?;
+        let ratio = 100.0 * rf3_put / single_put;
+        println!(
+            "  round {}: put {single_put:7.1} / {rf3_put:7.1} ({ratio:.1} %)   get {single_get:7.1} / {rf3_get:7.1}",
+            round + 1
+        );
+        ratios.push(ratio);
+        for (all, x) in figures
+            .iter_mut()
+            .zip([single_put, rf3_put, single_get, rf3_get])
+        {
+            all.push(x);
+        }
+    }
+    drop(single);
+    drop(three);
+    let [single_put, rf3_put, single_get, rf3_get] = figures.map(median);
+    println!("  medians: one node put {single_put:7.1}, get {single_get:7.1}");
+    println!("           RF = 3   put {rf3_put:7.1}, get {rf3_get:7.1}");
     println!(
-        "  3 nodes, RF = 3:   put {rf3_put:7.1} MB/s   get {rf3_get:7.1} MB/s   (put {:.1} % of one node's; goal >= 40 %)",
-        100.0 * rf3_put / single_put
+        "  RF = 3 put / one node's put, median of the rounds: {:.1} % (range {:.1}–{:.1} %; goal >= 40 %)",
+        median(ratios.clone()),
+        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios.iter().copied().fold(0.0, f64::max)
     );
     if std::env::var("STEMMA_BENCH_PARTS").is_ok_and(|parts| parts == "1") {
         return Ok(());
