@@ -161,6 +161,12 @@ pub struct ReplicationMetrics {
     /// Versions seen beaten whose references are not yet marked dead on
     /// their targets' owners.
     pub gc_pending_versions: Gauge,
+    /// Versions whose manifest this node owns and whose name it has yet to
+    /// find on a name owner.
+    pub gc_unconfirmed_versions: Gauge,
+    /// Versions found never named (a put that failed after its references
+    /// were written), or beaten: their references are marked dead.
+    pub gc_orphaned_versions: Counter,
 }
 
 /// A request kind label.
@@ -478,6 +484,16 @@ impl Default for Metrics {
             "gc_pending_versions",
             "Beaten versions whose references are not yet marked dead on their owners",
             r.gc_pending_versions.clone(),
+        );
+        registry.register(
+            "gc_unconfirmed_versions",
+            "Versions whose manifest this node owns and whose name it has not yet found on a name owner",
+            r.gc_unconfirmed_versions.clone(),
+        );
+        registry.register(
+            "gc_orphaned_versions",
+            "Versions whose name no owner held a grace after their put (it failed): their references are marked dead",
+            r.gc_orphaned_versions.clone(),
         );
         registry.register("objects", "Objects (names) stored", m.objects.clone());
         registry.register("chunks", "Distinct chunks stored", m.chunks.clone());

@@ -10,7 +10,9 @@
 //! repair it; the scrubber replaces a corrupt copy nobody reads; a key
 //! written on both sides of a cut settles on the later write everywhere, and
 //! the earlier write's data is collected everywhere; deleting an object frees only the
-//! chunks no other object uses.
+//! chunks no other object uses; a put that failed after its chunks and
+//! references were written (no name owner took its name) has its chunks
+//! collected.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -591,6 +593,77 @@ async fn gc_removes_only_unreferenced_chunks() -> anyhow::Result<()> {
         manifests, 6.0,
         "the manifests of a and old c, on three nodes"
     );
+    Ok(())
+}
+
+/// A put whose chunks and references reached every node but whose name none
+/// took (every node refuses name writes, by fault injection) fails; once the
+/// nodes take names again, the owners of its manifest find, a grace later,
+/// that no name owner holds the version, and its chunks are collected
+/// everywhere. An object written before keeps all its chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_whose_name_was_never_written_has_its_chunks_collected() -> anyhow::Result<()> {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let seed = seed_from_env(59);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let nodes = cluster(3, &["--fault-injection", "--gc-grace-seconds", "2"]).await?;
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    let size = ChunkSize::DEFAULT.bytes();
+    let kept = random_bytes(&mut rng, size + 11);
+    let failed = random_bytes(&mut rng, 2 * size + 5);
+    put(&nodes[0], "failed/kept", &kept).await?;
+
+    let refuse_names = |refuse: bool| -> anyhow::Result<()> {
+        let body = serde_json::json!({ "drop": [], "refuse_names": refuse }).to_string();
+        for node in &nodes {
+            http_post(node.info.http_addr, "/debug/faults", &body)?;
+        }
+        Ok(())
+    };
+    refuse_names(true)?;
+    let outcome = put(&nodes[1], "failed/never-named", &failed).await;
+    let error = outcome.expect_err("a put whose name no owner takes fails");
+    eprintln!("the put failed as it should: {error:#}");
+    let orphan: BTreeSet<String> = chunk_ids(&failed).into_iter().collect();
+    let held_everywhere = |ids: &BTreeSet<String>| -> anyhow::Result<bool> {
+        let held = holders(&all)?;
+        Ok(ids.iter().all(|id| held.get(id).map_or(0, Vec::len) == 3))
+    };
+    wait_for(
+        "the failed put's chunks on all three nodes",
+        Duration::from_secs(30),
+        || async { held_everywhere(&orphan) },
+    )
+    .await?;
+    refuse_names(false)?;
+
+    let took = wait_for(
+        "the failed put's chunks collected everywhere",
+        Duration::from_secs(60),
+        || async {
+            let held = holders(&all)?;
+            Ok(orphan.iter().all(|id| !held.contains_key(id)))
+        },
+    )
+    .await?;
+    eprintln!("chunks of the failed put dropped on every node within {took:?}");
+    let kept_ids: BTreeSet<String> = chunk_ids(&kept).into_iter().collect();
+    assert!(
+        held_everywhere(&kept_ids)?,
+        "a chunk of a live object was dropped"
+    );
+    for node in &nodes {
+        assert!(get(node, "failed/kept").await? == kept);
+        assert!(
+            get(node, "failed/never-named").await.is_err(),
+            "the failed put's object reads"
+        );
+    }
+    let orphaned: f64 = nodes
+        .iter()
+        .map(|n| n.metric("stemma_gc_orphaned_versions_total"))
+        .sum::<anyhow::Result<f64>>()?;
+    assert!(orphaned >= 1.0, "no node counted the orphaned version");
     Ok(())
 }
 

@@ -184,7 +184,8 @@ pub struct RunArgs {
     )]
     openlineage_api_key: Option<String>,
     /// Testing only: serve POST /debug/faults on the HTTP endpoint, which cuts
-    /// this node off from named peers (to test partitions), and
+    /// this node off from named peers (to test partitions) or makes it refuse
+    /// name writes (to test failed puts), and
     /// POST /debug/corrupt-chunk, which damages a stored chunk
     #[arg(long)]
     fault_injection: bool,

@@ -1,5 +1,6 @@
 //! `POST /debug/faults`: cut this node off from named peers, for partition
-//! tests. Served only when the node runs with `--fault-injection`.
+//! tests, and make it refuse name writes, for tests of failed puts. Served
+//! only when the node runs with `--fault-injection`.
 
 use std::sync::Arc;
 
@@ -12,12 +13,15 @@ use serde::Deserialize;
 
 use crate::server::Shared;
 
-/// `{"drop": ["12D3KooW…", …]}`: drop all traffic with exactly these peers
-/// (an empty list heals).
+/// `{"drop": ["12D3KooW…", …], "refuse_names": false}`: drop all traffic
+/// with exactly these peers (an empty list heals); refuse every name write
+/// while `refuse_names` is true (default false).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FaultsBody {
     drop: Vec<String>,
+    #[serde(default)]
+    refuse_names: bool,
 }
 
 pub(crate) async fn faults(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
@@ -26,7 +30,7 @@ pub(crate) async fn faults(State(shared): State<Arc<Shared>>, body: axum::body::
         Err(e) => {
             return (
                 StatusCode::BAD_REQUEST,
-                format!("expected {{\"drop\": [PEER_ID, …]}}: {e}"),
+                format!("expected {{\"drop\": [PEER_ID, …], \"refuse_names\": BOOL}}: {e}"),
             )
                 .into_response();
         }
@@ -44,7 +48,9 @@ pub(crate) async fn faults(State(shared): State<Arc<Shared>>, body: axum::body::
             }
         }
     }
-    tracing::warn!(peers = ?body.drop, "fault injection: dropping traffic with these peers");
+    tracing::warn!(peers = ?body.drop, refuse_names = body.refuse_names, "fault injection: dropping traffic with these peers");
     shared.p2p.faults.drop_only(peers);
-    Json(serde_json::json!({ "dropped": body.drop })).into_response()
+    shared.p2p.faults.set_refuse_names(body.refuse_names);
+    Json(serde_json::json!({ "dropped": body.drop, "refuse_names": body.refuse_names }))
+        .into_response()
 }

@@ -225,6 +225,7 @@ impl Replication {
                     for batch in refs.chunks(MAX_REFS_PER_REQUEST) {
                         let request = ReplicaRequest::PutRefs {
                             refs: batch.to_vec(),
+                            name: None,
                         };
                         if self.send(peer, request).await {
                             stored += batch.len();
@@ -245,7 +246,7 @@ impl Replication {
             };
             match self.ask(peer, request).await {
                 Ok(ReplicaResponse::Refs(refs)) => {
-                    if let Err(e) = self.writer.put_refs(refs).await {
+                    if let Err(e) = self.writer.put_refs(refs, None).await {
                         tracing::warn!(error = %e, "anti-entropy: cannot merge pulled references");
                     }
                 }

@@ -11,8 +11,9 @@ use stemma_protocol::membership::NodeId;
 use stemma_protocol::names::{Hlc, NameEntry, NameValue, merge_register_pages};
 use stemma_protocol::placement::Partition;
 use stemma_protocol::replication::{
-    NameRegister, QuorumState, ReadOutcome, RefState, ReplicaRequest, ReplicaResponse, WriteQuorum,
-    effective_quorum, read_order, read_repair_targets, refs_of, version_id,
+    NameRegister, QuorumState, ReadOutcome, Ref, RefState, ReplicaRequest, ReplicaResponse,
+    VersionName, WriteQuorum, effective_quorum, read_order, read_repair_targets, refs_of,
+    version_id,
 };
 use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectId, ObjectKey};
 use tokio::sync::mpsc;
@@ -173,6 +174,13 @@ impl Replication {
     /// copies per partition) that the version `bucket/key` at `stamp`
     /// references them, before the name is written: no acknowledged object
     /// is ever unreferenced, so garbage collection never takes its data.
+    ///
+    /// The manifest's partition goes first, with the version's name, which
+    /// its owners keep until they have seen the name written
+    /// ([`check_name`](stemma_protocol::replication::check_name)): if the put
+    /// fails later, they are the ones who mark the references dead. If it
+    /// fails there, no other reference was written, and the chunks, written
+    /// without any, go by the GC rule.
     pub(crate) async fn put_refs(
         self: &Arc<Self>,
         snap: &Snapshot,
@@ -182,25 +190,40 @@ impl Replication {
         manifest: &Manifest,
     ) -> Result<(), ReplicationError> {
         let version = version_id(bucket, key, stamp);
+        let object = manifest.object_id();
         let refs = refs_of(manifest, version, RefState::Live);
-        let writes = snap
-            .by_partition(refs, |r| r.target)
+        let mut by_partition = snap.by_partition(refs, |r| r.target);
+        let first = snap.layout.partitions().of_hash(object.as_bytes());
+        let refs = by_partition.remove(&first).unwrap_or_default();
+        let name = VersionName::new(bucket, key, *stamp, object);
+        self.write_refs(snap, bucket, key, first, refs, Some(name))
+            .await?;
+        let rest = by_partition
             .into_iter()
-            .map(|(partition, refs)| {
-                let owners = snap.layout.replicas(partition).to_vec();
-                async move {
-                    let what = format!(
-                        "references of {bucket}/{key} in partition {}",
-                        partition.index()
-                    );
-                    self.replicate(what, &owners, ReplicaRequest::PutRefs { refs })
-                        .await
-                }
-            });
-        for outcome in join_all(writes).await {
+            .map(|(partition, refs)| self.write_refs(snap, bucket, key, partition, refs, None));
+        for outcome in join_all(rest).await {
             outcome?;
         }
         Ok(())
+    }
+
+    /// One partition's references of a version, to its owners.
+    async fn write_refs(
+        self: &Arc<Self>,
+        snap: &Snapshot,
+        bucket: &BucketName,
+        key: &ObjectKey,
+        partition: Partition,
+        refs: Vec<Ref>,
+        name: Option<VersionName>,
+    ) -> Result<u64, ReplicationError> {
+        let owners = snap.layout.replicas(partition).to_vec();
+        let what = format!(
+            "references of {bucket}/{key} in partition {}",
+            partition.index()
+        );
+        self.replicate(what, &owners, ReplicaRequest::PutRefs { refs, name })
+            .await
     }
 
     /// Writes a name's register on the owners of the name (W durable copies).

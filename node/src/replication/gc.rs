@@ -1,7 +1,10 @@
 //! The garbage collector: the node side of
 //! `stemma_protocol::replication::gc`.
 //!
-//! Each pass first marks dead, on the owners of their targets, the references
+//! Each pass first checks, as an owner of their manifests, the versions whose
+//! put wrote references a grace ago or more: a version no name owner holds,
+//! or one a newer write beat, is recorded as dead. It then marks dead, on the
+//! owners of their targets, the references
 //! of the versions this node saw beaten as a name owner (kept in the store
 //! until an owner of every target has them, so a crash or an unreachable
 //! owner only delays it). It then drops the chunks and manifests the rule
@@ -13,15 +16,21 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::join_all;
 use stemma_protocol::replication::{
-    ItemKind, MAX_REFS_PER_REQUEST, RefState, ReplicaRequest, ReplicaResponse, VersionId,
-    gc_confirmers, refs_of,
+    ItemKind, MAX_REFS_PER_REQUEST, NameCheck, RefState, ReplicaRequest, ReplicaResponse,
+    VersionId, VersionName, check_name, gc_confirmers, refs_of,
 };
 use stemma_protocol::{Manifest, ObjectId};
 
 use super::{Replication, ReplicationError, Snapshot, blocking};
 use crate::store::GcScan;
+
+/// Unconfirmed versions checked at most per pass (each asks its name's owners).
+const VERSIONS_CHECKED_PER_PASS: usize = 256;
+/// Versions checked at once.
+const CHECKS_AT_ONCE: usize = 16;
 
 /// Runs passes until the task is aborted: every quarter of the grace, between
 /// one second and one minute.
@@ -39,6 +48,7 @@ pub(crate) async fn run(replication: Arc<Replication>) {
 
 impl Replication {
     async fn gc_pass(self: &Arc<Self>, snap: &Snapshot) {
+        self.check_unconfirmed_versions(snap).await;
         self.mark_dead_versions(snap).await;
         let (store, clock) = (self.store.clone(), self.gc_clock());
         let scan = match blocking(move || store.gc_scan(clock)).await {
@@ -75,6 +85,84 @@ impl Replication {
             }
             Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
         }
+    }
+
+    /// Asks the owners of each due unconfirmed version's name whether they
+    /// hold it ([`check_name`]); forgets the named ones and records the
+    /// orphaned ones as dead.
+    async fn check_unconfirmed_versions(self: &Arc<Self>, snap: &Snapshot) {
+        let (store, clock) = (self.store.clone(), self.gc_clock());
+        let (due, total) = match blocking(move || {
+            store.unconfirmed_versions(clock, VERSIONS_CHECKED_PER_PASS)
+        })
+        .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "garbage collection: cannot read unconfirmed versions");
+                return;
+            }
+        };
+        let checks = futures::stream::iter(due)
+            .map(|(version, name)| async move {
+                let verdict = self.check_version(snap, &name).await;
+                (version, name.object, verdict)
+            })
+            .buffer_unordered(CHECKS_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+        let (mut named, mut orphaned) = (Vec::new(), Vec::new());
+        for (version, object, verdict) in checks {
+            match verdict {
+                NameCheck::Named => named.push(version),
+                NameCheck::Orphaned => orphaned.push((version, object)),
+                NameCheck::Ask => {}
+            }
+        }
+        let m = &self.metrics.replication;
+        m.gc_unconfirmed_versions.set(total as i64);
+        if named.is_empty() && orphaned.is_empty() {
+            return;
+        }
+        let count = orphaned.len() as u64;
+        let checked = named.len() + orphaned.len();
+        match self.writer.versions_checked(named, orphaned).await {
+            Ok(()) => {
+                m.gc_orphaned_versions.inc_by(count);
+                m.gc_unconfirmed_versions
+                    .set(total.saturating_sub(checked) as i64);
+                if count > 0 {
+                    tracing::info!(
+                        versions = count,
+                        "garbage collection: versions whose name was never written are dead"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "garbage collection: cannot record checked versions")
+            }
+        }
+    }
+
+    /// One unconfirmed version: what its name's owners hold.
+    async fn check_version(self: &Arc<Self>, snap: &Snapshot, name: &VersionName) -> NameCheck {
+        let Ok((bucket, key)) = name.name() else {
+            return NameCheck::Named; // refused on arrival, so never stored: forget it
+        };
+        let partition = snap.layout.partitions().of_name(&bucket, &key);
+        let request = ReplicaRequest::GetName {
+            bucket: name.bucket.clone(),
+            key: name.key.clone(),
+        };
+        let owners = snap.layout.replicas(partition).to_vec();
+        let answers = join_all(owners.iter().map(|&n| self.ask(n, request.clone()))).await;
+        check_name(
+            &name.stamp,
+            answers.into_iter().map(|answer| match answer {
+                Ok(ReplicaResponse::Name(register)) => Some(register.map(|r| r.entry.stamp)),
+                _ => None,
+            }),
+        )
     }
 
     /// Marks the references of each beaten version dead on the owners of
@@ -139,7 +227,7 @@ impl Replication {
                 .into_iter()
                 .map(|(partition, refs)| async move {
                     let owners = snap.layout.replicas(partition).to_vec();
-                    let request = ReplicaRequest::PutRefs { refs };
+                    let request = ReplicaRequest::PutRefs { refs, name: None };
                     let answers =
                         join_all(owners.iter().map(|&n| self.ask(n, request.clone()))).await;
                     answers

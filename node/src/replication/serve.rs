@@ -11,7 +11,8 @@ use libp2p_stream::IncomingStreams;
 use stemma_protocol::membership::NodeId;
 use stemma_protocol::placement::Partition;
 use stemma_protocol::replication::{
-    ItemKind, MAX_REFS_PER_REQUEST, NameRegister, ReplicaRequest, ReplicaResponse, answer_roots,
+    ItemKind, MAX_REFS_PER_REQUEST, NameRegister, Ref, ReplicaRequest, ReplicaResponse,
+    VersionName, answer_roots,
 };
 use stemma_protocol::wire::MAX_LIST_PAGE;
 use stemma_protocol::{BucketName, ObjectKey};
@@ -94,7 +95,7 @@ impl Replication {
                 .map(|(b, k)| (ItemKind::Name, partitions.of_name(&b, &k)))
                 .into_iter()
                 .collect(),
-            ReplicaRequest::PutRefs { refs } => {
+            ReplicaRequest::PutRefs { refs, .. } => {
                 let mut parts: Vec<Partition> =
                     refs.iter().map(|r| partitions.of_hash(&r.target)).collect();
                 parts.dedup();
@@ -187,12 +188,17 @@ impl Replication {
                     .map(ReplicaResponse::Name)
             }
             ReplicaRequest::Stats => return self.stats_response().await,
-            ReplicaRequest::PutRefs { refs } => {
+            ReplicaRequest::PutRefs { refs, name } => {
                 if let Some(why) = self.over_limit(refs.len(), "references sent") {
                     return why;
                 }
+                if let Some(name) = &name
+                    && let Err(why) = same_version(&refs, name)
+                {
+                    return refused(why);
+                }
                 self.writer
-                    .put_refs(refs)
+                    .put_refs(refs, name)
                     .await
                     .map(|()| ReplicaResponse::Stored { new_bytes: 0 })
             }
@@ -286,6 +292,9 @@ impl Replication {
             Ok(parsed) => parsed,
             Err(why) => return why,
         };
+        if self.p2p.faults.refuses_names() {
+            return refused("name writes are refused by fault injection");
+        }
         if register.entry.stamp.node != self.me.id {
             let observed = self
                 .clock
@@ -301,6 +310,23 @@ impl Replication {
             Ok(_) => ReplicaResponse::Stored { new_bytes: 0 },
             Err(e) => refused(e),
         }
+    }
+}
+
+/// Checks that references sent with a version's name are all of that version.
+fn same_version(refs: &[Ref], name: &VersionName) -> Result<(), String> {
+    let version = name
+        .version()
+        .map_err(|e| format!("references sent with a bad name: {e}"))?;
+    match refs.iter().find(|r| r.version != version) {
+        Some(other) => Err(format!(
+            "references of version {} sent with the name of version {} ({}/{})",
+            hex::encode(other.version.0),
+            hex::encode(version.0),
+            name.bucket,
+            name.key
+        )),
+        None => Ok(()),
     }
 }
 

@@ -9,7 +9,7 @@ use stemma_protocol::names::{Hlc, NameEntry, NameValue};
 use stemma_protocol::placement::{NodeSpec, PlacementConfig};
 use stemma_protocol::replication::{
     ItemKind, MAX_REFS_PER_REQUEST, NameRegister, Ref, RefState, ReplicaRequest, ReplicaResponse,
-    VersionId, version_id,
+    VersionId, VersionName, version_id,
 };
 use stemma_protocol::{BucketName, ChunkId, ManifestBuilder, ObjectId, ObjectKey};
 
@@ -208,7 +208,7 @@ async fn the_collector_takes_only_what_no_live_reference_holds() {
         },
     ];
     assert_eq!(
-        r.answer(ReplicaRequest::PutRefs { refs }).await,
+        r.answer(ReplicaRequest::PutRefs { refs, name: None }).await,
         ReplicaResponse::Stored { new_bytes: 0 }
     );
     assert_eq!(
@@ -267,6 +267,102 @@ async fn the_collector_takes_only_what_no_live_reference_holds() {
     assert_eq!(
         r.answer(ReplicaRequest::GetChunk { id: k }).await,
         ReplicaResponse::Chunk(kept)
+    );
+}
+
+#[tokio::test]
+async fn a_manifest_owner_keeps_a_put_s_version_unconfirmed_until_it_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = replication(dir.path());
+    let (bucket, key) = (
+        BucketName::parse("photos").unwrap(),
+        ObjectKey::parse("cat").unwrap(),
+    );
+    let stamp = Hlc::new(1_000, 0, NodeId::synthetic(2));
+    let object = ObjectId::from_bytes([4; 32]);
+    let name = VersionName::new(&bucket, &key, stamp, object);
+    let version = version_id(&bucket, &key, &stamp);
+    let refs = |version, state| {
+        vec![Ref {
+            target: *object.as_bytes(),
+            version,
+            state,
+        }]
+    };
+    let long_after = GcClock {
+        now_millis: crate::clock::unix_millis() + 3_600_000,
+        grace_millis: 60_000,
+        tombstone_grace_millis: 86_400_000,
+    };
+    let unconfirmed = || r.store.unconfirmed_versions(long_after, 10).unwrap();
+
+    // References of another version than the name's are refused, unstored.
+    let other = VersionId([9; 32]);
+    let answer = r
+        .answer(ReplicaRequest::PutRefs {
+            refs: refs(other, RefState::Live),
+            name: Some(name.clone()),
+        })
+        .await;
+    assert!(
+        matches!(&answer, ReplicaResponse::Refused(why) if why.contains("sent with the name of version")),
+        "{answer:?}"
+    );
+    assert_eq!(
+        r.answer(ReplicaRequest::LiveRefs {
+            targets: vec![*object.as_bytes()]
+        })
+        .await,
+        ReplicaResponse::LiveRefs(vec![])
+    );
+    assert_eq!(unconfirmed(), (vec![], 0));
+
+    // Dead references with a name keep nothing; live ones keep the version.
+    let dead = RefState::Dead { since_millis: 5 };
+    let stored = ReplicaResponse::Stored { new_bytes: 0 };
+    let send = |state| ReplicaRequest::PutRefs {
+        refs: refs(version, state),
+        name: Some(name.clone()),
+    };
+    assert_eq!(r.answer(send(dead)).await, stored);
+    assert_eq!(unconfirmed(), (vec![], 0));
+    let dog = VersionName::new(&bucket, &ObjectKey::parse("dog").unwrap(), stamp, object);
+    let dog_version = dog.version().unwrap();
+    for name in [&name, &dog] {
+        let version = name.version().unwrap();
+        let answer = r
+            .answer(ReplicaRequest::PutRefs {
+                refs: refs(version, RefState::Live),
+                name: Some(name.clone()),
+            })
+            .await;
+        assert_eq!(answer, stored);
+    }
+    // Not due within the grace; due after it.
+    let now = GcClock {
+        now_millis: crate::clock::unix_millis(),
+        ..long_after
+    };
+    assert_eq!(r.store.unconfirmed_versions(now, 10).unwrap(), (vec![], 2));
+    let (mut due, total) = unconfirmed();
+    due.sort_by_key(|(v, _)| *v);
+    let mut expected = vec![(version, name), (dog_version, dog)];
+    expected.sort_by_key(|(v, _)| *v);
+    assert_eq!((due, total), (expected, 2));
+
+    // Checked as named, a version is forgotten; as orphaned, it becomes a
+    // dead version, whose references the next pass marks dead on their
+    // owners.
+    r.writer
+        .versions_checked(vec![version], vec![(dog_version, object)])
+        .await
+        .unwrap();
+    assert_eq!(unconfirmed(), (vec![], 0));
+    let dead_versions = r.store.dead_versions().unwrap();
+    assert_eq!(dead_versions.len(), 1);
+    assert_eq!(
+        (dead_versions[0].0, dead_versions[0].1),
+        (dog_version, object)
     );
 }
 

@@ -1,13 +1,14 @@
 //! What the garbage collector reads: the references this node holds on the
-//! targets (chunks and manifests) it stores as a replica, and the versions it
-//! saw beaten as a name owner. The rule is `stemma_protocol::replication::gc`.
+//! targets (chunks and manifests) it stores as a replica, the versions it
+//! saw beaten as a name owner, and the versions whose name it has yet to
+//! confirm as an owner of their manifest. The rule is `stemma_protocol::replication::gc`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable};
+use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use stemma_protocol::ObjectId;
 use stemma_protocol::replication::{
-    GcVerdict, ItemKind, Ref, RefState, VersionId, gc_verdict, refs_fingerprint,
+    GcVerdict, ItemKind, Ref, RefState, VersionId, VersionName, gc_verdict, refs_fingerprint,
 };
 
 use super::{Context, Store, StoreError, tables};
@@ -215,6 +216,32 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// At most `limit` unconfirmed versions whose references came a grace ago
+    /// or more (their puts are over), and how many versions are unconfirmed.
+    pub fn unconfirmed_versions(
+        &self,
+        clock: GcClock,
+        limit: usize,
+    ) -> Result<(Vec<(VersionId, VersionName)>, usize), StoreError> {
+        const WHAT: &str = "reading unconfirmed versions";
+        let txn = self.db.begin_read().context(WHAT)?;
+        let table = txn.open_table(tables::UNCONFIRMED_VERSIONS).context(WHAT)?;
+        let total = table.len().context(WHAT)? as usize;
+        let mut due = Vec::new();
+        for row in table.iter().context(WHAT)? {
+            if due.len() == limit {
+                break;
+            }
+            let (k, v) = row.context(WHAT)?;
+            if let Ok((name, since)) = postcard::from_bytes::<(VersionName, u64)>(v.value())
+                && since.saturating_add(clock.grace_millis) <= clock.now_millis
+            {
+                due.push((VersionId(*k.value()), name));
+            }
+        }
+        Ok((due, total))
     }
 
     /// The versions this node saw beaten whose references it has yet to mark

@@ -169,6 +169,8 @@ impl Store {
         txn.open_table(tables::WRITTEN).context("creating tables")?;
         txn.open_table(tables::DEAD_VERSIONS)
             .context("creating tables")?;
+        txn.open_table(tables::UNCONFIRMED_VERSIONS)
+            .context("creating tables")?;
         txn.commit().context("creating tables")
     }
 

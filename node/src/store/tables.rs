@@ -41,6 +41,12 @@ pub const WRITTEN: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("w
 /// targets' owners.
 pub const DEAD_VERSIONS: TableDefinition<'_, &[u8; 32], &[u8]> =
     TableDefinition::new("dead-versions-0");
+/// Version → ([`VersionName`](stemma_protocol::replication::VersionName), since
+/// ms) (postcard): versions whose manifest this node owns and whose name it
+/// has yet to find on a name owner, a grace after their references came
+/// (`stemma_protocol::replication::check_name`).
+pub const UNCONFIRMED_VERSIONS: TableDefinition<'_, &[u8; 32], &[u8]> =
+    TableDefinition::new("unconfirmed-versions-0");
 /// Counter name → value; kept in the same transactions as the data they count.
 pub const STATS: TableDefinition<'_, &str, u64> = TableDefinition::new("stats-0");
 

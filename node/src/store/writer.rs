@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use stemma_protocol::replication::{
-    GcVerdict, ItemKind, NameRegister, Ref, RefState, VersionId, gc_verdict, superseded, version_id,
+    GcVerdict, ItemKind, NameRegister, Ref, RefState, VersionId, VersionName, gc_verdict,
+    superseded, version_id,
 };
 use stemma_protocol::{BucketName, ChunkId, Manifest, ObjectId, ObjectKey};
 use tokio::sync::{mpsc, oneshot};
@@ -78,12 +79,18 @@ enum Op {
     },
     Refs {
         refs: Vec<Ref>,
+        name: Option<VersionName>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     Collect {
         scan: GcScan,
         clock: GcClock,
         reply: oneshot::Sender<Result<Collected, StoreError>>,
+    },
+    VersionsChecked {
+        named: Vec<VersionId>,
+        orphaned: Vec<(VersionId, ObjectId)>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
     },
     VersionsMarked {
         versions: Vec<VersionId>,
@@ -156,6 +163,7 @@ impl std::fmt::Debug for Op {
             Op::Corrupt { .. } => "Corrupt",
             Op::Refs { .. } => "Refs",
             Op::Collect { .. } => "Collect",
+            Op::VersionsChecked { .. } => "VersionsChecked",
             Op::VersionsMarked { .. } => "VersionsMarked",
             Op::HandOff { .. } => "HandOff",
             Op::ClockBound { .. } => "ClockBound",
@@ -274,10 +282,33 @@ impl Writer {
         self.send(op, rx).await
     }
 
-    /// Merges references into the stored ones, durably.
-    pub async fn put_refs(&self, refs: Vec<Ref>) -> Result<(), StoreError> {
+    /// Merges references into the stored ones, durably; with their version's
+    /// name (all of `refs` are then of that version), keeps the version as
+    /// unconfirmed if it holds a live one.
+    pub async fn put_refs(
+        &self,
+        refs: Vec<Ref>,
+        name: Option<VersionName>,
+    ) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Op::Refs { refs, reply }, rx).await
+        self.send(Op::Refs { refs, name, reply }, rx).await
+    }
+
+    /// Forgets checked unconfirmed versions: `named` ones the name owners
+    /// hold; `orphaned` ones are recorded as dead (as a name owner records a
+    /// beaten version), so that their references are marked dead.
+    pub async fn versions_checked(
+        &self,
+        named: Vec<VersionId>,
+        orphaned: Vec<(VersionId, ObjectId)>,
+    ) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let op = Op::VersionsChecked {
+            named,
+            orphaned,
+            reply,
+        };
+        self.send(op, rx).await
     }
 
     /// Drops the targets of `scan` that the GC rule still lets go (checked
@@ -502,8 +533,21 @@ fn apply(store: &Store, batch: Vec<Op>, sync: bool) {
                         let r = t.corrupt(&id);
                         pending.push(Pending::Unit(reply, r));
                     }
-                    Op::Refs { refs, reply } => {
-                        let r = t.merge_refs(&refs);
+                    Op::Refs { refs, name, reply } => {
+                        let r = t.merge_refs(&refs).and_then(|()| match name {
+                            Some(name) if refs.iter().any(|r| r.state == RefState::Live) => {
+                                t.unconfirmed(&refs[0].version, &name, now)
+                            }
+                            _ => Ok(()),
+                        });
+                        pending.push(Pending::Unit(reply, r));
+                    }
+                    Op::VersionsChecked {
+                        named,
+                        orphaned,
+                        reply,
+                    } => {
+                        let r = t.versions_checked(&named, &orphaned, now);
                         pending.push(Pending::Unit(reply, r));
                     }
                     Op::Collect { scan, clock, reply } => {
@@ -564,6 +608,7 @@ struct Tables<'t> {
     refs: Table<'t, (&'static [u8; 32], &'static [u8; 32]), u64>,
     written: Table<'t, &'static [u8; 32], u64>,
     dead_versions: Table<'t, &'static [u8; 32], &'static [u8]>,
+    unconfirmed: Table<'t, &'static [u8; 32], &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -594,6 +639,9 @@ impl<'t> Tables<'t> {
             written: txn.open_table(tables::WRITTEN).context("opening tables")?,
             dead_versions: txn
                 .open_table(tables::DEAD_VERSIONS)
+                .context("opening tables")?,
+            unconfirmed: txn
+                .open_table(tables::UNCONFIRMED_VERSIONS)
                 .context("opening tables")?,
         })
     }
@@ -825,18 +873,7 @@ impl<'t> Tables<'t> {
             .and_then(|v| tables::decode_register(v.value()));
         if let Some((stamp, object)) = superseded(ours.as_ref().map(|r| &r.entry), &register.entry)
         {
-            let version = version_id(bucket, key, &stamp);
-            let known = self
-                .dead_versions
-                .get(&version.0)
-                .context("recording a dead version")?;
-            if known.is_none() {
-                drop(known);
-                let record = postcard::to_stdvec(&(object, now)).expect("always serializes");
-                self.dead_versions
-                    .insert(&version.0, record.as_slice())
-                    .context("recording a dead version")?;
-            }
+            self.dead_version(&version_id(bucket, key, &stamp), object, now)?;
         }
         if ours.is_some_and(|ours| ours.entry >= register.entry) {
             return Ok(false);
@@ -845,6 +882,60 @@ impl<'t> Tables<'t> {
             .insert(k, tables::encode_register(register).as_slice())
             .context("writing a replica name")?;
         Ok(true)
+    }
+
+    /// Records `version`, pointing at `object`, as dead since `now`, unless
+    /// it already is.
+    fn dead_version(
+        &mut self,
+        version: &VersionId,
+        object: ObjectId,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        const WHAT: &str = "recording a dead version";
+        if self.dead_versions.get(&version.0).context(WHAT)?.is_some() {
+            return Ok(());
+        }
+        let record = postcard::to_stdvec(&(object, now)).expect("always serializes");
+        self.dead_versions
+            .insert(&version.0, record.as_slice())
+            .context(WHAT)?;
+        Ok(())
+    }
+
+    /// Keeps `version` as unconfirmed since `now`, unless it already is.
+    fn unconfirmed(
+        &mut self,
+        version: &VersionId,
+        name: &VersionName,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        const WHAT: &str = "recording an unconfirmed version";
+        if self.unconfirmed.get(&version.0).context(WHAT)?.is_some() {
+            return Ok(());
+        }
+        let record = postcard::to_stdvec(&(name, now)).expect("always serializes");
+        self.unconfirmed
+            .insert(&version.0, record.as_slice())
+            .context(WHAT)?;
+        Ok(())
+    }
+
+    fn versions_checked(
+        &mut self,
+        named: &[VersionId],
+        orphaned: &[(VersionId, ObjectId)],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        const WHAT: &str = "forgetting a checked version";
+        for version in named {
+            self.unconfirmed.remove(&version.0).context(WHAT)?;
+        }
+        for (version, object) in orphaned {
+            self.unconfirmed.remove(&version.0).context(WHAT)?;
+            self.dead_version(version, *object, now)?;
+        }
+        Ok(())
     }
 
     fn merge_refs(&mut self, refs: &[Ref]) -> Result<(), StoreError> {

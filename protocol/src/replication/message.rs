@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::anti_entropy::{ItemKind, Root};
 use super::digest::DigestEntry;
 use super::gc::Ref;
+use super::unconfirmed::VersionName;
 use crate::names::NameEntry;
 use crate::{ChunkId, Manifest, ObjectId};
 
@@ -104,6 +105,11 @@ pub enum ReplicaRequest {
     PutRefs {
         /// The references, each merged by [`RefState::merge`](super::RefState::merge).
         refs: Vec<Ref>,
+        /// A put's live references to the owners of its manifest carry the
+        /// version's name, kept until the replica has checked the name was
+        /// written ([`check_name`](super::check_name)); every reference
+        /// sent must then be of that version.
+        name: Option<VersionName>,
     },
     /// Which of these targets the replica holds a live reference to, asked
     /// before a target is collected. Answered by [`ReplicaResponse::LiveRefs`].
@@ -237,6 +243,12 @@ mod tests {
         let mut buf = Vec::new();
         wire::encode(&answer, &mut buf).expect("a full answer fits in a frame");
         let refs = ReplicaRequest::PutRefs {
+            name: Some(super::super::VersionName {
+                bucket: "b".repeat(63),
+                key: "k".repeat(1024),
+                stamp: crate::names::Hlc::new(1, 2, crate::membership::NodeId::synthetic(3)),
+                object: ObjectId::from_bytes([9; 32]),
+            }),
             refs: (0..MAX_REFS_PER_REQUEST as u64)
                 .map(|i| Ref {
                     target: [0xff; 32],
@@ -256,7 +268,7 @@ mod tests {
         roundtrip(&ReplicaRequest::GetRefs {
             targets: vec![[5; 32]],
         });
-        if let ReplicaRequest::PutRefs { refs } = refs {
+        if let ReplicaRequest::PutRefs { refs, .. } = refs {
             let answer = ReplicaResponse::Refs(refs);
             wire::encode(&answer, &mut buf).expect("a full answer of references fits");
         }

@@ -38,6 +38,7 @@ mod message;
 mod quorum;
 mod read;
 mod repair;
+mod unconfirmed;
 mod write;
 
 pub use anti_entropy::{
@@ -55,4 +56,5 @@ pub use message::{MAX_REFS_PER_REQUEST, NameRegister, ReplicaRequest, ReplicaRes
 pub use quorum::{QuorumError, QuorumState, WriteQuorum, effective_quorum};
 pub use read::{ReadOutcome, read_order, read_repair_targets};
 pub use repair::{RepairPlan, Transfer, repair_plan, under_replicated};
+pub use unconfirmed::{NameCheck, VersionName, check_name};
 pub use write::{Hint, WritePlan, write_plan, write_targets};
