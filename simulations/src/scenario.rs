@@ -176,6 +176,13 @@ pub struct MembershipSettings {
     /// Override: members asked at each periodic announce.
     #[serde(default)]
     pub announce_to: Option<usize>,
+    /// Override: ms between two periodic gossips (sent only while updates
+    /// wait to be disseminated).
+    #[serde(default)]
+    pub gossip_every_ms: Option<f64>,
+    /// Override: members each periodic gossip goes to.
+    #[serde(default)]
+    pub gossip_to: Option<usize>,
 }
 
 impl Default for MembershipSettings {
@@ -194,6 +201,8 @@ impl Default for MembershipSettings {
             max_transmissions: None,
             announce_every_ms: None,
             announce_to: None,
+            gossip_every_ms: None,
+            gossip_to: None,
         }
     }
 }
@@ -529,6 +538,7 @@ impl Scenario {
                 m.suspect_to_down_after_ms,
             ),
             ("membership.announce_every_ms", m.announce_every_ms),
+            ("membership.gossip_every_ms", m.gossip_every_ms),
         ] {
             if let Some(x) = value {
                 positive(name, x)?;
@@ -639,6 +649,14 @@ impl Scenario {
             }
             if let Some(x) = m.announce_to.and_then(NonZeroUsize::new) {
                 announce.num_members = x;
+            }
+        }
+        if let Some(gossip) = config.swim.periodic_gossip.as_mut() {
+            if let Some(x) = m.gossip_every_ms {
+                gossip.frequency = ms(x);
+            }
+            if let Some(x) = m.gossip_to.and_then(NonZeroUsize::new) {
+                gossip.num_members = x;
             }
         }
         config
