@@ -13,10 +13,14 @@
 //! once: its join answer holds what fits in one packet (about 30 members), and
 //! updates about members that joined earlier have already been gossiped away,
 //! so in a large cluster a newcomer's view has gaps that only periodic
-//! announces fill, over minutes. As memberlist does with its push-pull, a
-//! joining member asks its contact for the full list, and every member pulls
-//! the list of a random member now and then (every `sync_interval`, scaled up
-//! with the cluster's size); the list travels in packet-sized pieces.
+//! announces fill, over minutes. As memberlist does with its push-pull, every
+//! member pulls from a random member now and then (every `sync_interval`,
+//! scaled up with the cluster's size), and a joining member from its contact
+//! at once: the puller sends a digest of its list, and the member asked
+//! answers with the entries that differ, in packet-sized pieces, at most
+//! [`ANSWER_MEMBERS`] of them; if more differ, the puller pulls again from
+//! another member, so a joiner of a large cluster gets its list from several
+//! members, none sending more than a few dozen packets at once.
 //!
 //! It does no I/O. Inputs: bytes received ([`Membership::handle_data`]), timers
 //! that fired ([`Membership::handle_timer`]), and commands (join, leave), each
@@ -50,10 +54,11 @@ use notice::{Notice, NoticeHandler, Notices};
 const KIND_SWIM: u8 = 0;
 const KIND_META: u8 = 1;
 const KIND_LEFT: u8 = 2;
-const KIND_SYNC_REQUEST: u8 = 3;
+// 3 was a request for the whole list, which digests replaced.
 const KIND_MEMBERS: u8 = 4;
 const KIND_META_REQUEST: u8 = 5;
 const KIND_SYNC_DIGEST: u8 = 6;
+const KIND_SYNC_END: u8 = 7;
 
 /// How long to wait before asking a member for its metadata again.
 const META_RETRY: Duration = Duration::from_secs(2);
@@ -61,6 +66,19 @@ const META_RETRY: Duration = Duration::from_secs(2);
 /// Members per `KIND_MEMBERS` message: 20 entries of at most ~65 bytes (an
 /// IPv6 address included) stay under a 1,400-byte packet with the envelope.
 const MEMBERS_PER_MESSAGE: usize = 20;
+
+/// Members one answer to a pull carries at most (32 packets), in whole
+/// digest buckets; the rest comes from the next member pulled. A whole list
+/// at once was N/20 packets (500 at 10,000 members) from the contact of every
+/// joiner.
+const ANSWER_MEMBERS: usize = 32 * MEMBERS_PER_MESSAGE;
+
+/// Pulls one after the other at most, while answers say more differs.
+const MAX_PULL_CHAIN: u32 = 64;
+
+/// Times an unanswered pull is made again (to another member) before the
+/// next periodic one.
+const PULL_RETRIES: u32 = 2;
 
 /// A member's state as this node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -131,6 +149,21 @@ enum TimerKind<I> {
     Swim(Timer<I>),
     /// Time to pull a random member's list.
     Sync,
+    /// The pull with this number is unanswered if it is still the current one.
+    PullRetry(u64),
+}
+
+/// A pull waiting for its answer's end.
+#[derive(Debug, Clone, Copy)]
+struct Pull {
+    /// Its number, to tell its retry timer from older ones.
+    number: u64,
+    /// The member asked.
+    asked: NodeId,
+    /// Pulls in this chain so far.
+    chained: u32,
+    /// Times it was made again without an answer.
+    retries: u32,
 }
 
 /// An effect of an input.
@@ -219,8 +252,12 @@ struct Io<I> {
     outputs: Vec<Output<I>>,
     /// State of the generator that picks whom to pull the member list from.
     pick: u64,
-    /// When a piece of a full member list last arrived.
+    /// When a piece of a member list last arrived.
     last_list: Option<Duration>,
+    /// The pull in progress, if any.
+    pull: Option<Pull>,
+    /// Pulls started, to number them.
+    pulls: u64,
     /// When we last asked each member without known metadata for it.
     meta_asked: HashMap<NodeId, Duration>,
 }
@@ -321,6 +358,8 @@ impl<I: MemberIdentity> Membership<I> {
                 outputs: Vec::new(),
                 pick: seed ^ 0x5157_5F53_594E_4321,
                 last_list: None,
+                pull: None,
+                pulls: 0,
                 meta_asked: HashMap::new(),
             },
         };
@@ -356,7 +395,7 @@ impl<I: MemberIdentity> Membership<I> {
         let target = I::contact(via);
         // Announcing to oneself is the only failure; it changes nothing.
         let _ = self.swim.announce(target, &mut self.io);
-        self.io.send_raw(target, &[KIND_SYNC_REQUEST]);
+        self.start_pull(target, 0);
         self.after_input();
     }
 
@@ -428,10 +467,6 @@ impl<I: MemberIdentity> Membership<I> {
                     .add_broadcast(&NoticeHandler::encode(&Notice::Left(id)));
                 Ok(())
             }
-            KIND_SYNC_REQUEST => {
-                self.send_members(sender, |_| true);
-                Ok(())
-            }
             KIND_SYNC_DIGEST => {
                 let theirs = Digest::decode(body).ok_or_else(|| {
                     MembershipError::Malformed(format!(
@@ -440,8 +475,22 @@ impl<I: MemberIdentity> Membership<I> {
                         digest::ENCODED_LEN
                     ))
                 })?;
-                let differs = self.digest_without(sender).differing(&theirs);
-                self.send_members(sender, |id| differs[Digest::bucket(&id.node())]);
+                self.answer_pull(sender, &theirs);
+                Ok(())
+            }
+            KIND_SYNC_END => {
+                let more = match body {
+                    [0] => false,
+                    [1] => true,
+                    _ => {
+                        return Err(MembershipError::Malformed(format!(
+                            "end of a member list with {} bytes, expected 0 or 1",
+                            body.len()
+                        )));
+                    }
+                };
+                self.pull_answered(sender, more);
+                self.after_input();
                 Ok(())
             }
             KIND_MEMBERS => {
@@ -480,7 +529,7 @@ impl<I: MemberIdentity> Membership<I> {
         let timer = match timer.0 {
             TimerKind::Swim(timer) => timer,
             TimerKind::Sync => {
-                // A full list received within the interval (at join, say)
+                // A list received within half the interval (at join, say)
                 // makes this pull redundant.
                 let recent = self
                     .io
@@ -491,6 +540,11 @@ impl<I: MemberIdentity> Membership<I> {
                     self.pull_members();
                 }
                 self.schedule_sync();
+                self.after_input();
+                return;
+            }
+            TimerKind::PullRetry(number) => {
+                self.pull_unanswered(number);
                 self.after_input();
                 return;
             }
@@ -668,32 +722,55 @@ impl<I: MemberIdentity> Membership<I> {
             .unwrap_or_else(|| I::contact(node))
     }
 
-    /// Sends the members we know of (any state) that `wanted` picks to `to`,
-    /// in packet-sized pieces. The requester's own entry goes along only when
-    /// we suspect it, picked or not: SWIM tells a suspect of its suspicion by
+    /// Answers a pull from `to`, whose digest is `theirs`: the members we know
+    /// of (any state) in the buckets that differ, in packet-sized pieces,
+    /// then whether more differ than this answer holds. An answer holds at
+    /// most [`ANSWER_MEMBERS`], in whole buckets from a random one on, so
+    /// that members pulled one after the other send different buckets.
+    ///
+    /// The puller's own entry goes along only when we suspect it, in a
+    /// differing bucket or not: SWIM tells a suspect of its suspicion by
     /// gossip alone, which it misses if it was cut off while the gossip ran,
     /// and a suspicion whose prober's timer is gone (voided by an identity
     /// renewal, or lost with a restart) is resolved by nobody else. The list
     /// lets the suspect refute it.
-    fn send_members(&mut self, to: NodeId, wanted: impl Fn(&I) -> bool) {
-        let dest = self.member_id_of(to);
-        let list: Vec<(I, u16, u8)> = self
+    fn answer_pull(&mut self, to: NodeId, theirs: &Digest) {
+        let differs = self.digest_without(to).differing(theirs);
+        self.io.pick = splitmix64(self.io.pick);
+        let first = (self.io.pick % digest::BUCKETS as u64) as usize;
+        // (rank of the bucket from the first one, entry)
+        let mut list: Vec<(usize, (I, u16, u8))> = self
             .swim
             .iter_membership_state()
-            .filter(|m| {
-                if m.id().node() == to {
+            .filter_map(|m| {
+                let id = m.id();
+                let bucket = Digest::bucket(&id.node());
+                let wanted = if id.node() == to {
                     m.state() == State::Suspect
                 } else {
-                    wanted(m.id())
-                }
+                    differs[bucket]
+                };
+                let rank = (bucket + digest::BUCKETS - first) % digest::BUCKETS;
+                wanted.then(|| (rank, (*id, m.incarnation(), state_code(m.state()))))
             })
-            .map(|m| (*m.id(), m.incarnation(), state_code(m.state())))
             .collect();
+        let more = list.len() > ANSWER_MEMBERS;
+        if more {
+            list.sort_unstable_by_key(|(rank, _)| *rank);
+            // Whole buckets only: cut before the bucket the limit falls in
+            // (unless it is the first).
+            let last = list[ANSWER_MEMBERS].0;
+            let keep = list.partition_point(|(rank, _)| *rank < last).max(1);
+            list.truncate(keep);
+        }
+        let dest = self.member_id_of(to);
         for piece in list.chunks(MEMBERS_PER_MESSAGE) {
+            let entries: Vec<(I, u16, u8)> = piece.iter().map(|(_, e)| *e).collect();
             let mut payload = vec![KIND_MEMBERS];
-            payload.extend(postcard::to_stdvec(piece).expect("members serialize"));
+            payload.extend(postcard::to_stdvec(&entries).expect("members serialize"));
             self.io.send_raw(dest, &payload);
         }
+        self.io.send_raw(dest, &[KIND_SYNC_END, u8::from(more)]);
     }
 
     /// The digest of our list without `node`'s entry. A puller leaves out
@@ -715,26 +792,77 @@ impl<I: MemberIdentity> Membership<I> {
         digest
     }
 
-    /// Asks a random active member for the entries of its list that differ
-    /// from ours, by sending our digest.
+    /// Starts a pull from a random active member (the periodic one).
     fn pull_members(&mut self) {
-        let n = self.swim.num_members();
-        if n == 0 {
-            return;
-        }
-        self.io.pick = splitmix64(self.io.pick);
-        let k = (self.io.pick % n as u64) as usize;
-        let target = self.swim.iter_members().nth(k).map(|m| *m.id());
-        if let Some(id) = target {
-            self.send_digest(id);
+        if let Some(id) = self.random_member() {
+            self.start_pull(id, 0);
         }
     }
 
-    /// Sends our digest to `to`.
-    fn send_digest(&mut self, to: I) {
+    /// A random active member, if there is one.
+    fn random_member(&mut self) -> Option<I> {
+        let n = self.swim.num_members();
+        if n == 0 {
+            return None;
+        }
+        self.io.pick = splitmix64(self.io.pick);
+        let k = (self.io.pick % n as u64) as usize;
+        self.swim.iter_members().nth(k).map(|m| *m.id())
+    }
+
+    /// Asks `from` for the entries of its list that differ from ours, by
+    /// sending our digest; `chained` pulls came before it in this chain. If
+    /// the answer's end has not come within a probe period, the pull is made
+    /// again ([`Self::pull_unanswered`]).
+    fn start_pull(&mut self, from: I, chained: u32) {
+        self.io.pulls += 1;
+        let number = self.io.pulls;
+        self.io.pull = Some(Pull {
+            number,
+            asked: from.node(),
+            chained,
+            retries: 0,
+        });
         let mut payload = vec![KIND_SYNC_DIGEST];
-        payload.extend(self.digest_without(to.node()).encode());
-        self.io.send_raw(to, &payload);
+        payload.extend(self.digest_without(from.node()).encode());
+        self.io.send_raw(from, &payload);
+        self.io.outputs.push(Output::Timer {
+            timer: MembershipTimer(TimerKind::PullRetry(number)),
+            after: self.io.config.swim.probe_period,
+        });
+    }
+
+    /// The end of an answer from `sender`: if more of its list differs from
+    /// ours than it sent, pulls from another member. An end nobody asked for
+    /// is ignored.
+    fn pull_answered(&mut self, sender: NodeId, more: bool) {
+        let Some(pull) = self.io.pull.filter(|p| p.asked == sender) else {
+            return;
+        };
+        self.io.pull = None;
+        if more
+            && pull.chained + 1 < MAX_PULL_CHAIN
+            && let Some(next) = self.random_member()
+        {
+            self.start_pull(next, pull.chained + 1);
+        }
+    }
+
+    /// Pull number `number` got no end of answer in time: if it is still the
+    /// current one, asks another member, up to [`PULL_RETRIES`] times.
+    fn pull_unanswered(&mut self, number: u64) {
+        let Some(pull) = self.io.pull.filter(|p| p.number == number) else {
+            return;
+        };
+        self.io.pull = None;
+        if pull.retries < PULL_RETRIES
+            && let Some(next) = self.random_member()
+        {
+            self.start_pull(next, pull.chained);
+            if let Some(p) = self.io.pull.as_mut() {
+                p.retries = pull.retries + 1;
+            }
+        }
     }
 
     /// Arms the next pull: `sync_interval` up to 32 members, then one more

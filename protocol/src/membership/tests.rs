@@ -25,6 +25,8 @@ struct Net {
     events: Vec<(Duration, usize, MembershipEvent)>,
     loss: f64,
     timers: BTreeMap<u64, MembershipTimer>,
+    /// Messages sent, per (from, to).
+    sent: BTreeMap<(usize, usize), usize>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,6 +63,7 @@ impl Net {
             events: Vec::new(),
             loss: 0.0,
             timers: BTreeMap::new(),
+            sent: BTreeMap::new(),
         }
     }
 
@@ -70,6 +73,7 @@ impl Net {
             match output {
                 Output::Send { to, data } => {
                     let to = index(to);
+                    *self.sent.entry((i, to)).or_default() += 1;
                     if self.down.contains(&i) || self.cut.contains(&(i, to)) {
                         continue;
                     }
@@ -459,6 +463,64 @@ fn a_late_joiner_learns_every_member_from_its_contact_at_once() {
 }
 
 #[test]
+fn a_joiner_of_a_large_cluster_gets_its_list_from_several_members_in_bounded_answers() {
+    // 1,000 settled members, no periodic pull or announce: the newcomer's
+    // list comes from its join's pulls alone. No member sends it more than
+    // one answer's worth (32 pieces and the end, plus a few SWIM messages).
+    let mut config = MembershipConfig::lan(1_000);
+    config.swim.periodic_announce = None;
+    config.sync_interval = None;
+    let n = 1_000;
+    let mut net = Net::new(n, 5, config);
+    let everyone: Vec<MemberId> = (0..n - 1).map(member).collect();
+    for i in 0..n - 1 {
+        net.members[i].learn_members(everyone.iter().copied(), Duration::ZERO);
+        net.collect(i);
+    }
+    let newcomer = n - 1;
+    net.members[newcomer].join(member(3).node);
+    net.collect(newcomer);
+    net.run_until(Duration::from_secs(2));
+    assert_eq!(
+        net.members[newcomer].active_members(),
+        n - 1,
+        "the newcomer knows everyone after two seconds"
+    );
+    let to_newcomer: Vec<usize> = (0..n - 1)
+        .map(|i| net.sent.get(&(i, newcomer)).copied().unwrap_or(0))
+        .collect();
+    let most = to_newcomer.iter().copied().max().unwrap_or(0);
+    let answered = to_newcomer.iter().filter(|&&c| c >= 10).count();
+    assert!(most <= 40, "a member sent the newcomer {most} messages");
+    assert!(
+        answered >= 2,
+        "the list came from {answered} member(s), not several"
+    );
+}
+
+#[test]
+fn a_pull_with_a_malformed_end_is_refused_and_an_end_nobody_asked_for_is_ignored() {
+    let key = ClusterKey::from_secret(b"test cluster");
+    let mut m = Membership::new(member(0), None, lan(), key.clone(), 1);
+    let mut sealed = Vec::new();
+    key.seal(&member(1).node, &[KIND_SYNC_END, 7, 7], &mut sealed);
+    let err = m.handle_data(&sealed, Duration::ZERO).unwrap_err();
+    assert!(err.to_string().contains("end of a member list"), "{err}");
+    // An end saying "more" from a member never asked starts no pull.
+    m.drain_outputs().for_each(drop);
+    m.learn_members([member(1), member(2)], Duration::ZERO);
+    m.drain_outputs().for_each(drop);
+    let mut sealed = Vec::new();
+    key.seal(&member(1).node, &[KIND_SYNC_END, 1], &mut sealed);
+    m.handle_data(&sealed, Duration::ZERO).unwrap();
+    let sent = m
+        .drain_outputs()
+        .filter(|o| matches!(o, Output::Send { .. }))
+        .count();
+    assert_eq!(sent, 0);
+}
+
+#[test]
 fn a_member_list_with_an_unknown_state_is_refused() {
     let key = ClusterKey::from_secret(b"test cluster");
     let mut m = Membership::new(member(0), None, lan(), key.clone(), 1);
@@ -471,22 +533,39 @@ fn a_member_list_with_an_unknown_state_is_refused() {
     assert_eq!(m.active_members(), 0);
 }
 
-/// The members `outputs` send, with what each `KIND_MEMBERS` piece lists.
-fn sent_lists(outputs: &[Output]) -> (usize, Vec<MemberId>) {
+/// An answer to a pull: its `KIND_MEMBERS` pieces, the members they list,
+/// and its end's "more" flag (`None` if it has no end).
+fn sent_lists(outputs: &[Output]) -> (usize, Vec<MemberId>, Option<bool>) {
     let key = ClusterKey::from_secret(b"test cluster");
     let mut listed = Vec::new();
-    let mut messages = 0;
+    let mut pieces = 0;
+    let mut more = None;
     for output in outputs {
         if let Output::Send { data, .. } = output {
-            messages += 1;
             let (_, payload) = key.open(data).unwrap();
-            if payload[0] == KIND_MEMBERS {
-                let piece: Vec<(MemberId, u16, u8)> = postcard::from_bytes(&payload[1..]).unwrap();
-                listed.extend(piece.into_iter().map(|(id, _, _)| id));
+            match payload[0] {
+                KIND_MEMBERS => {
+                    pieces += 1;
+                    let piece: Vec<(MemberId, u16, u8)> =
+                        postcard::from_bytes(&payload[1..]).unwrap();
+                    listed.extend(piece.into_iter().map(|(id, _, _)| id));
+                }
+                KIND_SYNC_END => more = Some(payload[1] == 1),
+                _ => {}
             }
         }
     }
-    (messages, listed)
+    (pieces, listed, more)
+}
+
+/// The first message `m` sends, which must be there.
+fn first_sent(m: &mut Membership) -> Vec<u8> {
+    m.drain_outputs()
+        .find_map(|o| match o {
+            Output::Send { data, .. } => Some(data),
+            _ => None,
+        })
+        .expect("a message was sent")
 }
 
 #[test]
@@ -501,10 +580,8 @@ fn a_periodic_pull_brings_only_the_entries_that_differ() {
     b.drain_outputs().for_each(drop);
 
     // b lacks member 299: a's answer to b's digest lists its bucket only.
-    b.send_digest(member(0));
-    let Some(Output::Send { data, .. }) = b.drain_outputs().next() else {
-        panic!("a digest was sent");
-    };
+    b.start_pull(member(0), 0);
+    let data = first_sent(&mut b);
     assert!(
         data.len() < 1_200,
         "the digest fits one packet: {} bytes",
@@ -512,14 +589,14 @@ fn a_periodic_pull_brings_only_the_entries_that_differ() {
     );
     a.handle_data(&data, Duration::ZERO).unwrap();
     let answer: Vec<Output> = a.drain_outputs().collect();
-    let (messages, listed) = sent_lists(&answer);
+    let (pieces, listed, more) = sent_lists(&answer);
     assert!(listed.contains(&member(299)));
     assert!(
         listed.len() < 10,
         "one bucket of 300 members: {}",
         listed.len()
     );
-    assert_eq!(messages, 1);
+    assert_eq!((pieces, more), (1, Some(false)));
     for output in answer {
         if let Output::Send { data, .. } = output {
             b.handle_data(&data, Duration::ZERO).unwrap();
@@ -527,15 +604,15 @@ fn a_periodic_pull_brings_only_the_entries_that_differ() {
     }
     assert_eq!(b.active_members(), 299, "b learned member 299");
 
-    // Now they agree: a pull is answered with nothing.
+    assert!(b.io.pull.is_none(), "the end of the answer ends the pull");
+
+    // Now they agree: a pull is answered with its end alone.
     b.drain_outputs().for_each(drop);
-    b.send_digest(member(0));
-    let Some(Output::Send { data, .. }) = b.drain_outputs().next() else {
-        panic!("a digest was sent");
-    };
+    b.start_pull(member(0), 0);
+    let data = first_sent(&mut b);
     a.handle_data(&data, Duration::ZERO).unwrap();
-    let (messages, _) = sent_lists(&a.drain_outputs().collect::<Vec<_>>());
-    assert_eq!(messages, 0);
+    let (pieces, _, more) = sent_lists(&a.drain_outputs().collect::<Vec<_>>());
+    assert_eq!((pieces, more), (0, Some(false)));
 
     // A digest of the wrong size is refused, saying why.
     let mut sealed = Vec::new();
