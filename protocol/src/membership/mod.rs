@@ -18,7 +18,7 @@
 //! scaled up with the cluster's size), and a joining member from its contact
 //! at once: the puller sends a digest of its list, and the member asked
 //! answers with the entries that differ, in packet-sized pieces, at most
-//! [`ANSWER_MEMBERS`] of them; if more differ, the puller pulls again from
+//! 640 of them (32 packets); if more differ, the puller pulls again from
 //! another member, so a joiner of a large cluster gets its list from several
 //! members, none sending more than a few dozen packets at once.
 //!
