@@ -611,6 +611,19 @@ struct Tables<'t> {
     unconfirmed: Table<'t, &'static [u8; 32], &'static [u8]>,
 }
 
+/// Inserts `record` under `version` unless the table has a row for it: the
+/// first record of a version stays.
+fn insert_new(
+    table: &mut Table<'_, &'static [u8; 32], &'static [u8]>,
+    version: &VersionId,
+    record: &[u8],
+) -> Result<(), redb::StorageError> {
+    if table.get(&version.0)?.is_none() {
+        table.insert(&version.0, record)?;
+    }
+    Ok(())
+}
+
 impl<'t> Tables<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Tables {
@@ -892,15 +905,8 @@ impl<'t> Tables<'t> {
         object: ObjectId,
         now: u64,
     ) -> Result<(), StoreError> {
-        const WHAT: &str = "recording a dead version";
-        if self.dead_versions.get(&version.0).context(WHAT)?.is_some() {
-            return Ok(());
-        }
         let record = postcard::to_stdvec(&(object, now)).expect("always serializes");
-        self.dead_versions
-            .insert(&version.0, record.as_slice())
-            .context(WHAT)?;
-        Ok(())
+        insert_new(&mut self.dead_versions, version, &record).context("recording a dead version")
     }
 
     /// Keeps `version` as unconfirmed since `now`, unless it already is.
@@ -910,15 +916,9 @@ impl<'t> Tables<'t> {
         name: &VersionName,
         now: u64,
     ) -> Result<(), StoreError> {
-        const WHAT: &str = "recording an unconfirmed version";
-        if self.unconfirmed.get(&version.0).context(WHAT)?.is_some() {
-            return Ok(());
-        }
         let record = postcard::to_stdvec(&(name, now)).expect("always serializes");
-        self.unconfirmed
-            .insert(&version.0, record.as_slice())
-            .context(WHAT)?;
-        Ok(())
+        insert_new(&mut self.unconfirmed, version, &record)
+            .context("recording an unconfirmed version")
     }
 
     fn versions_checked(

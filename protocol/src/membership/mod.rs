@@ -395,7 +395,7 @@ impl<I: MemberIdentity> Membership<I> {
         let target = I::contact(via);
         // Announcing to oneself is the only failure; it changes nothing.
         let _ = self.swim.announce(target, &mut self.io);
-        self.start_pull(target, 0);
+        self.start_pull(target, 0, 0);
         self.after_input();
     }
 
@@ -750,7 +750,11 @@ impl<I: MemberIdentity> Membership<I> {
                 } else {
                     differs[bucket]
                 };
-                let rank = (bucket + digest::BUCKETS - first) % digest::BUCKETS;
+                // The puller's own entry first: it must not be cut.
+                let rank = match id.node() == to {
+                    true => 0,
+                    false => 1 + (bucket + digest::BUCKETS - first) % digest::BUCKETS,
+                };
                 wanted.then(|| (rank, (*id, m.incarnation(), state_code(m.state()))))
             })
             .collect();
@@ -795,7 +799,7 @@ impl<I: MemberIdentity> Membership<I> {
     /// Starts a pull from a random active member (the periodic one).
     fn pull_members(&mut self) {
         if let Some(id) = self.random_member() {
-            self.start_pull(id, 0);
+            self.start_pull(id, 0, 0);
         }
     }
 
@@ -811,17 +815,18 @@ impl<I: MemberIdentity> Membership<I> {
     }
 
     /// Asks `from` for the entries of its list that differ from ours, by
-    /// sending our digest; `chained` pulls came before it in this chain. If
-    /// the answer's end has not come within a probe period, the pull is made
-    /// again ([`Self::pull_unanswered`]).
-    fn start_pull(&mut self, from: I, chained: u32) {
+    /// sending our digest; `chained` pulls came before it in this chain, and
+    /// it is made again for the `retries`th time. If the answer's end has not
+    /// come within a probe period, it is made again
+    /// ([`Self::pull_unanswered`]).
+    fn start_pull(&mut self, from: I, chained: u32, retries: u32) {
         self.io.pulls += 1;
         let number = self.io.pulls;
         self.io.pull = Some(Pull {
             number,
             asked: from.node(),
             chained,
-            retries: 0,
+            retries,
         });
         let mut payload = vec![KIND_SYNC_DIGEST];
         payload.extend(self.digest_without(from.node()).encode());
@@ -844,7 +849,7 @@ impl<I: MemberIdentity> Membership<I> {
             && pull.chained + 1 < MAX_PULL_CHAIN
             && let Some(next) = self.random_member()
         {
-            self.start_pull(next, pull.chained + 1);
+            self.start_pull(next, pull.chained + 1, 0);
         }
     }
 
@@ -858,10 +863,7 @@ impl<I: MemberIdentity> Membership<I> {
         if pull.retries < PULL_RETRIES
             && let Some(next) = self.random_member()
         {
-            self.start_pull(next, pull.chained);
-            if let Some(p) = self.io.pull.as_mut() {
-                p.retries = pull.retries + 1;
-            }
+            self.start_pull(next, pull.chained, pull.retries + 1);
         }
     }
 

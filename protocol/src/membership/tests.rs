@@ -580,7 +580,7 @@ fn a_periodic_pull_brings_only_the_entries_that_differ() {
     b.drain_outputs().for_each(drop);
 
     // b lacks member 299: a's answer to b's digest lists its bucket only.
-    b.start_pull(member(0), 0);
+    b.start_pull(member(0), 0, 0);
     let data = first_sent(&mut b);
     assert!(
         data.len() < 1_200,
@@ -608,7 +608,7 @@ fn a_periodic_pull_brings_only_the_entries_that_differ() {
 
     // Now they agree: a pull is answered with its end alone.
     b.drain_outputs().for_each(drop);
-    b.start_pull(member(0), 0);
+    b.start_pull(member(0), 0, 0);
     let data = first_sent(&mut b);
     a.handle_data(&data, Duration::ZERO).unwrap();
     let (pieces, _, more) = sent_lists(&a.drain_outputs().collect::<Vec<_>>());
