@@ -280,6 +280,35 @@ mod tests {
         });
     }
 
+    proptest::proptest! {
+        /// Whatever a peer sends, decoding answers without panicking, and a
+        /// valid request cut short is an error.
+        #[test]
+        fn any_bytes_decode_to_a_message_or_an_error(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), cut in 0usize..200) {
+            let _ = wire::decode::<ReplicaRequest>(&bytes);
+            let _ = wire::decode::<ReplicaResponse>(&bytes);
+            let request = ReplicaRequest::PutRefs {
+                refs: vec![Ref {
+                    target: [1; 32],
+                    version: VersionId([2; 32]),
+                    state: RefState::Live,
+                }],
+                name: Some(super::super::VersionName {
+                    bucket: "photos".into(),
+                    key: "cat".into(),
+                    stamp: crate::names::Hlc::new(1, 2, crate::membership::NodeId::synthetic(3)),
+                    object: ObjectId::from_bytes([9; 32]),
+                }),
+            };
+            let mut buf = Vec::new();
+            wire::encode(&request, &mut buf).expect("encodes");
+            let payload = &buf[wire::FRAME_HEADER_LEN..];
+            proptest::prop_assert_eq!(&wire::decode::<ReplicaRequest>(payload).expect("decodes"), &request);
+            let cut = cut.min(payload.len() - 1);
+            proptest::prop_assert!(wire::decode::<ReplicaRequest>(&payload[..cut]).is_err());
+        }
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         for bytes in [
