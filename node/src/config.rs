@@ -118,7 +118,7 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MembershipPreset {
-    /// Sites on one LAN: 1 s probes, fast detection.
+    /// Sites on one LAN: 800 ms probes, fast detection.
     #[default]
     Lan,
     /// Sites over a WAN: 5 s probes, patient suspicion.

@@ -31,7 +31,7 @@ const SECRET: &str = "replication-test-secret";
 const MIB: usize = 1024 * 1024;
 
 /// The tests of this file start up to six node processes each; they run one
-/// at a time, so that no test's membership (on LAN timing: 1 s probes) is
+/// at a time, so that no test's membership (on LAN timing: 800 ms probes) is
 /// starved of CPU by another's nodes on a 2-core machine.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 

@@ -171,7 +171,7 @@ pub struct RunArgs {
     /// its data dir.
     #[arg(long, env = "STEMMA_CLUSTER_SECRET_FILE", value_name = "FILE")]
     cluster_secret_file: Option<PathBuf>,
-    /// SWIM timing: lan (1 s probes) or wan (5 s probes) [default: lan]
+    /// SWIM timing: lan (800 ms probes) or wan (5 s probes) [default: lan]
     #[arg(long, env = "STEMMA_MEMBERSHIP", value_enum)]
     membership: Option<MembershipArg>,
     /// The key OpenLineage clients must send as `Authorization: Bearer KEY` to
