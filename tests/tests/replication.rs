@@ -116,6 +116,20 @@ fn holders(nodes: &[&TestNode]) -> anyhow::Result<BTreeMap<String, Vec<usize>>> 
     Ok(map)
 }
 
+/// Whether every one of `nodes` holds each chunk of `ids`.
+fn held_by_all(nodes: &[&TestNode], ids: &BTreeSet<String>) -> anyhow::Result<bool> {
+    let held = holders(nodes)?;
+    Ok(ids
+        .iter()
+        .all(|id| held.get(id).map_or(0, Vec::len) == nodes.len()))
+}
+
+/// Whether none of `nodes` holds any chunk of `ids`.
+fn held_by_none(nodes: &[&TestNode], ids: &BTreeSet<String>) -> anyhow::Result<bool> {
+    let held = holders(nodes)?;
+    Ok(ids.iter().all(|id| !held.contains_key(id)))
+}
+
 /// The ids of the chunks the node cuts `data` into (fixed-size chunks of the
 /// default size).
 fn chunk_ids(data: &[u8]) -> Vec<String> {
@@ -546,14 +560,10 @@ async fn gc_removes_only_unreferenced_chunks() -> anyhow::Result<()> {
         .collect();
     let live: BTreeSet<String> = chunk_ids(&b).into_iter().chain(chunk_ids(&new_c)).collect();
     assert!(live.contains(&chunk_ids(&a)[0]), "the shared chunk is live");
-    let every_node_holds = |ids: &BTreeSet<String>| -> anyhow::Result<bool> {
-        let held = holders(&all)?;
-        Ok(ids.iter().all(|id| held.get(id).map_or(0, Vec::len) == 3))
-    };
     wait_for(
         "every chunk on all three nodes",
         Duration::from_secs(30),
-        || async { Ok(every_node_holds(&garbage)? && every_node_holds(&live)?) },
+        || async { Ok(held_by_all(&all, &garbage)? && held_by_all(&all, &live)?) },
     )
     .await?;
 
@@ -563,14 +573,11 @@ async fn gc_removes_only_unreferenced_chunks() -> anyhow::Result<()> {
     let took = wait_for(
         "the collector drops the unreferenced chunks everywhere",
         Duration::from_secs(60),
-        || async {
-            let held = holders(&all)?;
-            Ok(garbage.iter().all(|id| !held.contains_key(id)))
-        },
+        || async { held_by_none(&all, &garbage) },
     )
     .await?;
     eprintln!("unreferenced chunks dropped on every node within {took:?}");
-    assert!(every_node_holds(&live)?, "a referenced chunk was dropped");
+    assert!(held_by_all(&all, &live)?, "a referenced chunk was dropped");
     for node in &nodes {
         assert!(get(node, "garbage/b").await? == b);
         assert!(get(node, "garbage/c").await? == new_c);
@@ -625,14 +632,10 @@ async fn a_put_whose_name_was_never_written_has_its_chunks_collected() -> anyhow
     let error = outcome.expect_err("a put whose name no owner takes fails");
     eprintln!("the put failed as it should: {error:#}");
     let orphan: BTreeSet<String> = chunk_ids(&failed).into_iter().collect();
-    let held_everywhere = |ids: &BTreeSet<String>| -> anyhow::Result<bool> {
-        let held = holders(&all)?;
-        Ok(ids.iter().all(|id| held.get(id).map_or(0, Vec::len) == 3))
-    };
     wait_for(
         "the failed put's chunks on all three nodes",
         Duration::from_secs(30),
-        || async { held_everywhere(&orphan) },
+        || async { held_by_all(&all, &orphan) },
     )
     .await?;
     refuse_names(false)?;
@@ -640,16 +643,13 @@ async fn a_put_whose_name_was_never_written_has_its_chunks_collected() -> anyhow
     let took = wait_for(
         "the failed put's chunks collected everywhere",
         Duration::from_secs(60),
-        || async {
-            let held = holders(&all)?;
-            Ok(orphan.iter().all(|id| !held.contains_key(id)))
-        },
+        || async { held_by_none(&all, &orphan) },
     )
     .await?;
     eprintln!("chunks of the failed put dropped on every node within {took:?}");
     let kept_ids: BTreeSet<String> = chunk_ids(&kept).into_iter().collect();
     assert!(
-        held_everywhere(&kept_ids)?,
+        held_by_all(&all, &kept_ids)?,
         "a chunk of a live object was dropped"
     );
     for node in &nodes {
