@@ -137,6 +137,9 @@ pub(crate) struct Members<T: crate::Identity> {
     pub(crate) inner: Vec<Member<T>>,
     /// Position of each member in `inner`, by address.
     index: Index,
+    /// Which addresses may be suspected, so that a message to a member not
+    /// suspected (nearly all) skips looking it up.
+    suspects: SuspectFilter,
     cursor: usize,
     num_active: usize,
 }
@@ -162,11 +165,16 @@ where
         //     inner is always empty outside of tests
         let num_active = inner.iter().filter(|member| member.is_active()).count();
 
+        let mut suspects = SuspectFilter::default();
+        for member in inner.iter().filter(|m| m.state == State::Suspect) {
+            suspects.add(&member.id.addr());
+        }
         let mut members = Self {
             cursor: 0,
             num_active,
             inner,
             index: Index::default(),
+            suspects,
         };
         members.reindex();
         members
@@ -378,7 +386,11 @@ where
 
     /// The member `id`, if it is known under this identity and suspected.
     pub(crate) fn suspected(&self, id: &T) -> Option<&Member<T>> {
-        self.position_of(&id.addr())
+        let addr = id.addr();
+        if !self.suspects.may_hold(&addr) {
+            return None;
+        }
+        self.position_of(&addr)
             .map(|pos| &self.inner[pos])
             .filter(|m| &m.id == id && m.state == State::Suspect)
     }
@@ -424,6 +436,7 @@ where
                 });
             }
             let was_active = known_member.is_active();
+            let was_suspect = known_member.state == State::Suspect;
 
             let (apply_successful, conflict) = if id_conflict {
                 core::mem::swap(&mut known_member.id, &mut update.id);
@@ -438,7 +451,17 @@ where
             };
 
             let is_active_now = known_member.is_active();
+            let is_suspect_now = known_member.state == State::Suspect;
             let changed_active_set = is_active_now != was_active;
+            if was_suspect != is_suspect_now {
+                // An identity that replaces another has the same address.
+                let addr = known_member.id.addr();
+                if is_suspect_now {
+                    self.suspects.add(&addr);
+                } else {
+                    self.suspects.remove(&addr);
+                }
+            }
 
             if changed_active_set {
                 // XXX Overzealous checking
@@ -465,6 +488,9 @@ where
             .unwrap_or_else(|| {
                 // Unknown member, we'll register it
                 let is_active_now = update.is_active();
+                if update.state == State::Suspect {
+                    self.suspects.add(&update.id.addr());
+                }
 
                 // Insert at the end and swap with a random position.
                 self.grow_list(1);
@@ -490,6 +516,40 @@ where
                     conflict: ConflictResult::NoConflict,
                 }
             })
+    }
+}
+
+/// How many suspected members' addresses fall in each of 64 buckets by hash.
+/// An empty bucket proves an address is not suspected; members hold a few
+/// suspects at a time, so nearly every bucket is empty.
+struct SuspectFilter {
+    counts: [u32; 64],
+}
+
+impl Default for SuspectFilter {
+    fn default() -> Self {
+        Self { counts: [0; 64] }
+    }
+}
+
+impl SuspectFilter {
+    fn bucket<A: core::hash::Hash>(addr: &A) -> usize {
+        // The high bits: the index uses the low ones.
+        (hash_of(addr) >> 58) as usize
+    }
+
+    fn add<A: core::hash::Hash>(&mut self, addr: &A) {
+        self.counts[Self::bucket(addr)] += 1;
+    }
+
+    fn remove<A: core::hash::Hash>(&mut self, addr: &A) {
+        let count = &mut self.counts[Self::bucket(addr)];
+        debug_assert!(*count > 0, "a suspect removed twice");
+        *count = count.saturating_sub(1);
+    }
+
+    fn may_hold<A: core::hash::Hash>(&self, addr: &A) -> bool {
+        self.counts[Self::bucket(addr)] > 0
     }
 }
 
@@ -1054,7 +1114,7 @@ mod tests {
     }
 
     #[test]
-    fn the_index_survives_random_operations() {
+    fn the_index_and_the_suspect_filter_survive_random_operations() {
         use rand::RngExt;
         let names: Vec<&'static str> = (0..300)
             .map(|i| &*alloc::boxed::Box::leak(alloc::format!("m{i}").into_boxed_str()))
@@ -1063,7 +1123,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(11);
         for step in 0..5000 {
             let n = names[rng.random_range(0..names.len())];
-            match rng.random_range(0..4) {
+            match rng.random_range(0..5) {
                 0 => {
                     let _ = members.apply(Member::alive(Id(n)), &mut rng);
                 }
@@ -1071,6 +1131,10 @@ mod tests {
                     let _ = members.apply(Member::down(Id(n)), &mut rng);
                 }
                 2 => {
+                    let incarnation = rng.random_range(0..3);
+                    let _ = members.apply(Member::new(Id(n), incarnation, State::Suspect), &mut rng);
+                }
+                3 => {
                     let _ = members.remove_if_down(&Id(n));
                 }
                 _ => {
@@ -1080,7 +1144,12 @@ mod tests {
             assert_eq!(members.index.len, members.inner.len(), "step {step}");
             for (pos, m) in members.inner.iter().enumerate() {
                 assert_eq!(members.position_of(&m.id.0), Some(pos), "step {step}");
+                let suspected = m.state == State::Suspect;
+                assert_eq!(members.suspected(&m.id).is_some(), suspected, "step {step}");
             }
+            let suspects = members.inner.iter().filter(|m| m.state == State::Suspect).count();
+            let counted: u32 = members.suspects.counts.iter().sum();
+            assert_eq!(counted as usize, suspects, "step {step}");
         }
     }
 
