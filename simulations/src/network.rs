@@ -9,6 +9,17 @@ use crate::scenario::NetworkSettings;
 /// Virtual time in microseconds.
 pub type Micros = u64;
 
+/// Later than any run ends (2⁵² µs, about 142 years). Every time drawn from a
+/// distribution is clamped to it, so that adding two never overflows,
+/// however long a log-normal tail or however slow a link: what would arrive
+/// later simply never arrives.
+pub const NEVER: Micros = 1 << 52;
+
+/// `seconds` in microseconds, rounded, at least 0 and at most [`NEVER`].
+pub fn micros(seconds: f64) -> Micros {
+    (seconds * 1e6).round().clamp(0.0, NEVER as f64) as Micros
+}
+
 /// Why a message was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drop {
@@ -122,9 +133,9 @@ impl Network {
                     self.busy_until.resize(i + 1, 0);
                 }
                 let start = self.busy_until[i].max(now);
-                let busy = (bytes as f64 / bw * 1e6).ceil() as Micros;
-                self.busy_until[i] = start + busy;
-                start + busy
+                let busy = (bytes as f64 / bw * 1e6).ceil().min(NEVER as f64) as Micros;
+                self.busy_until[i] = (start + busy).min(NEVER);
+                self.busy_until[i]
             }
             None => now,
         };
@@ -142,7 +153,8 @@ impl Network {
                 delay_ms += self.settings.reorder_delay_ms.sample(&mut self.rng);
             }
             // At least a microsecond: a message never arrives before it is sent.
-            out.push(departs + ((delay_ms * 1000.0) as Micros).max(1));
+            let delay = ((delay_ms * 1000.0).min(NEVER as f64) as Micros).max(1);
+            out.push((departs + delay).min(NEVER));
         }
         Ok(())
     }
@@ -238,5 +250,34 @@ mod tests {
         assert_eq!(out, vec![50_000]);
         n.send(0, (1, 2), (0, 0), 1, &mut out).unwrap();
         assert_eq!(out, vec![1_000]);
+    }
+
+    #[test]
+    fn endless_draws_and_slow_links_arrive_never_and_overflow_nothing() {
+        // A log-normal with sigma 70 draws delays of e^200 ms and more (a
+        // scenario the fuzzer wrote; the sum overflowed), and a link of one
+        // byte in 10^300 seconds is busy forever.
+        let mut n = net(NetworkSettings {
+            latency_ms: Dist::Lognormal {
+                median: 900.0,
+                sigma: 70.0,
+            },
+            bandwidth_bytes_per_s: Some(1e-300),
+            ..NetworkSettings::default()
+        });
+        let mut out = Vec::new();
+        let mut arrivals = Vec::new();
+        for now in [0, 1_000_000, NEVER - 1] {
+            for _ in 0..100 {
+                n.send(now, (0, 0), (1, 0), 1_000, &mut out).unwrap();
+                arrivals.extend_from_slice(&out);
+            }
+        }
+        assert_eq!(arrivals.len(), 300);
+        assert!(arrivals.iter().all(|&at| at == NEVER), "{arrivals:?}");
+        assert_eq!(micros(f64::INFINITY), NEVER);
+        assert_eq!(micros(f64::NAN), 0);
+        assert_eq!(micros(-1.0), 0);
+        assert_eq!(micros(1.5), 1_500_000);
     }
 }

@@ -24,7 +24,7 @@ use lineage::{LineageEvent, LineagePart};
 use replication::{Copied, ReplicationPart};
 
 use crate::metrics::{Distribution, EventRow, Metrics, Sample, round6};
-use crate::network::{Drop, Micros, NO_SIDE, Network};
+use crate::network::{Drop, Micros, NO_SIDE, Network, micros};
 use crate::queue::Queue;
 use crate::rng::{Rng, derive};
 use crate::scenario::{Action, Scenario, StartMode, TimedEvent};
@@ -32,10 +32,6 @@ use crate::scenario::{Action, Scenario, StartMode, TimedEvent};
 /// How often a node that knows no other member joins again, as `stemma node
 /// run` does.
 const JOIN_RETRY: Micros = 3_000_000;
-
-fn micros(seconds: f64) -> Micros {
-    (seconds * 1e6).round().max(0.0) as Micros
-}
 
 fn seconds(t: Micros) -> f64 {
     t as f64 / 1e6
@@ -992,7 +988,8 @@ impl World {
                 let over = micros(e.over.unwrap_or(0.0));
                 for k in 0..count {
                     let slot = self.add_node();
-                    let at = self.now + over * u64::from(k) / u64::from(count.max(1));
+                    let offset = u128::from(over) * u128::from(k) / u128::from(count.max(1));
+                    let at = self.now + offset as Micros; // < over ≤ NEVER
                     self.queue.push(at, Event::Start { node: slot });
                 }
             }
