@@ -262,6 +262,21 @@ fn lineage_api(root: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+fn sim_scenarios(root: &Path, scenarios: &Path) -> std::io::Result<()> {
+    let mut s = Seeds::new(root, "sim_scenarios")?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "toml"))
+    {
+        s.add(&std::fs::read(file)?)?;
+    }
+    Ok(())
+}
+
 fn main() -> std::io::Result<()> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR"));
     let root = fuzz.join("seeds");
@@ -275,5 +290,6 @@ fn main() -> std::io::Result<()> {
     sql_lineage(&root, &corpora)?;
     lineage_sync(&root)?;
     lineage_api(&root)?;
+    sim_scenarios(&root, &fuzz.join("../simulations/scenarios"))?;
     Ok(())
 }
