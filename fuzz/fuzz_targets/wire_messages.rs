@@ -10,36 +10,25 @@ use stemma_protocol::Manifest;
 use stemma_protocol::replication::{ReplicaRequest, ReplicaResponse};
 use stemma_protocol::wire::{self, FRAME_HEADER_LEN, GetFrame, Hello, PutFrame, Request, Response};
 
-fn round_trip<T: serde::Serialize>(msg: &T) {
-    let mut out = Vec::new();
-    wire::encode(msg, &mut out).expect("a decoded message encodes again");
+/// Decodes `data` as a `T`; what decodes must encode again.
+fn decode<'a, T: serde::Deserialize<'a> + serde::Serialize>(data: &'a [u8]) {
+    if let Ok(msg) = wire::decode::<T>(data) {
+        let mut out = Vec::new();
+        wire::encode(&msg, &mut out).expect("a decoded message encodes again");
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
     if let Some(header) = data.first_chunk::<FRAME_HEADER_LEN>() {
         let _ = wire::decode_len(*header);
     }
-    if let Ok(msg) = wire::decode::<Request>(data) {
-        round_trip(&msg);
-    }
-    if let Ok(msg) = wire::decode::<PutFrame<'_>>(data) {
-        round_trip(&msg);
-    }
-    if let Ok(msg) = wire::decode::<Hello>(data) {
-        round_trip(&msg);
-    }
-    if let Ok(msg) = wire::decode::<Response>(data) {
-        round_trip(&msg);
-    }
-    if let Ok(msg) = wire::decode::<GetFrame<'_>>(data) {
-        round_trip(&msg);
-    }
-    if let Ok(msg) = wire::decode::<ReplicaRequest>(data) {
-        round_trip(&msg);
-    }
-    if let Ok(msg) = wire::decode::<ReplicaResponse>(data) {
-        round_trip(&msg);
-    }
+    decode::<Hello>(data);
+    decode::<Request>(data);
+    decode::<PutFrame<'_>>(data);
+    decode::<Response>(data);
+    decode::<GetFrame<'_>>(data);
+    decode::<ReplicaRequest>(data);
+    decode::<ReplicaResponse>(data);
     if let Some(manifest) = Manifest::decode(data) {
         assert_eq!(Manifest::decode(&manifest.encode()), Some(manifest));
     }
