@@ -331,6 +331,27 @@ pub(crate) fn peer_of(node: &NodeId) -> Option<PeerId> {
 mod tests {
     use super::*;
 
+    /// The vendored libp2p-tls (`node/vendor/libp2p-tls/STEMMA-CHANGES.md`):
+    /// with AES instructions, libp2p's QUIC offers AES-128-GCM first.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn peer_connections_prefer_aes_gcm_on_a_cpu_with_aes_instructions() {
+        use rustls::CipherSuite;
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let client = libp2p_tls::make_client_config(&key, None).unwrap();
+        let server = libp2p_tls::make_server_config(&key).unwrap();
+        let hardware = is_x86_feature_detected!("aes") && is_x86_feature_detected!("pclmulqdq");
+        let expected = match hardware {
+            true => CipherSuite::TLS13_AES_128_GCM_SHA256,
+            false => CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+        };
+        for provider in [client.crypto_provider(), server.crypto_provider()] {
+            let offered: Vec<_> = provider.cipher_suites.iter().map(|s| s.suite()).collect();
+            assert_eq!(offered.len(), 3, "{offered:?}");
+            assert_eq!(offered[0], expected, "{offered:?}");
+        }
+    }
+
     #[test]
     fn quic_multiaddrs_and_socket_addresses_convert_both_ways() {
         for text in ["10.0.0.5:7401", "[2001:db8::1]:7401"] {
